@@ -1,0 +1,178 @@
+/* calls.c -- the slab of call slots, ids, and the deferred-call API. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "loop.h"
+
+int aloop__slab_grow(struct aloop__slab *s)
+{
+    if (s->nchunks == s->cap_chunks) {
+        uint32_t cap = s->cap_chunks ? s->cap_chunks * 2 : 8;
+        if (cap > (UINT32_MAX >> ALOOP__CHUNK_SHIFT))
+            return -ENOMEM;
+        struct aloop__call **c = realloc(s->chunks, cap * sizeof *c);
+        if (!c)
+            return -ENOMEM;
+        s->chunks = c;
+        s->cap_chunks = cap;
+    }
+    struct aloop__call *chunk = calloc(ALOOP__CHUNK, sizeof *chunk);
+    if (!chunk)
+        return -ENOMEM;
+    uint32_t base = s->nchunks << ALOOP__CHUNK_SHIFT;
+    /* thread the new slots onto the free list in index order */
+    for (uint32_t i = 0; i < ALOOP__CHUNK; i++) {
+        chunk[i].gen = 1;
+        chunk[i].heap = i + 1 < ALOOP__CHUNK ? base + i + 1 : s->free_head;
+    }
+    s->chunks[s->nchunks++] = chunk;
+    s->free_head = base;
+    return 0;
+}
+
+void aloop__slab_fini(struct aloop__slab *s)
+{
+    for (uint32_t i = 0; i < s->nchunks; i++)
+        free(s->chunks[i]);
+    free(s->chunks);
+    memset(s, 0, sizeof *s);
+    s->free_head = UINT32_MAX;
+}
+
+struct aloop__call *aloop__slot_lookup(struct aloop *loop, aloop_id_t id, uint32_t *idx)
+{
+    if (id <= 0)
+        return NULL;
+    uint64_t low = (uint64_t)id & 0xffffffffu;
+    if (low == 0 || low - 1 >= ((uint64_t)loop->slab.nchunks << ALOOP__CHUNK_SHIFT))
+        return NULL;
+    struct aloop__call *c = aloop__slot(loop, (uint32_t)(low - 1));
+    if (c->gen != (uint32_t)((uint64_t)id >> 32) || c->kind > K_EVERY ||
+        (c->state != S_QUEUED && c->state != S_ARMED))
+        return NULL;
+    *idx = (uint32_t)(low - 1);
+    return c;
+}
+
+static aloop_id_t new_call(aloop_t *loop, int prio, aloop_cb cb, void *arg, uint32_t *out)
+{
+    if (unlikely(!loop || !cb || !aloop__prio_ok(prio)))
+        return -EINVAL;
+    uint32_t idx = aloop__slot_alloc(loop);
+    if (unlikely(idx == UINT32_MAX))
+        return -ENOMEM;
+    struct aloop__call *c = aloop__slot(loop, idx);
+    c->cb = cb;
+    c->arg = arg;
+    c->prio = (int8_t)prio;
+    c->kind = K_CALL;
+    *out = idx;
+    return 0;
+}
+
+aloop_id_t aloop_call_soon_prio(aloop_t *loop, int prio, aloop_cb cb, void *arg)
+{
+    uint32_t idx;
+    aloop_id_t r = new_call(loop, prio, cb, arg, &idx);
+    if (unlikely(r < 0))
+        return r;
+    if (unlikely(aloop__enqueue(loop, idx) < 0)) {
+        aloop__slot_free(loop, idx);
+        return -ENOMEM;
+    }
+    aloop__notify(loop);
+    return aloop__slot_id(loop, idx);
+}
+
+aloop_id_t aloop_call_soon(aloop_t *loop, aloop_cb cb, void *arg)
+{
+    return aloop_call_soon_prio(loop, ALOOP_PRIO_DEFAULT, cb, arg);
+}
+
+static aloop_id_t new_timer(aloop_t *loop, uint64_t when, uint64_t interval, aloop_cb cb, void *arg)
+{
+    uint32_t idx;
+    aloop_id_t r = new_call(loop, ALOOP_PRIO_DEFAULT, cb, arg, &idx);
+    if (unlikely(r < 0))
+        return r;
+    struct aloop__call *c = aloop__slot(loop, idx);
+    c->kind = interval ? K_EVERY : K_TIMER;
+    c->interval = interval;
+    if (unlikely(aloop__heap_insert(loop, idx, when) < 0)) {
+        aloop__slot_free(loop, idx);
+        return -ENOMEM;
+    }
+    aloop__notify(loop);
+    return aloop__slot_id(loop, idx);
+}
+
+static uint64_t deadline(aloop_t *loop, uint64_t delay)
+{
+    uint64_t now = aloop__now(loop);
+    return delay > UINT64_MAX - now ? UINT64_MAX : now + delay;
+}
+
+aloop_id_t aloop_call_later(aloop_t *loop, uint64_t delay_ns, aloop_cb cb, void *arg)
+{
+    if (unlikely(!loop))
+        return -EINVAL;
+    return new_timer(loop, deadline(loop, delay_ns), 0, cb, arg);
+}
+
+aloop_id_t aloop_call_at(aloop_t *loop, uint64_t when_ns, aloop_cb cb, void *arg)
+{
+    return new_timer(loop, when_ns, 0, cb, arg);
+}
+
+aloop_id_t aloop_call_every(aloop_t *loop, uint64_t interval_ns, aloop_cb cb, void *arg)
+{
+    if (unlikely(!loop || interval_ns == 0))
+        return -EINVAL;
+    return new_timer(loop, deadline(loop, interval_ns), interval_ns, cb, arg);
+}
+
+int aloop_cancel(aloop_t *loop, aloop_id_t id)
+{
+    uint32_t idx;
+    if (unlikely(!loop))
+        return -EINVAL;
+    struct aloop__call *c = aloop__slot_lookup(loop, id, &idx);
+    if (!c)
+        return -ENOENT;
+    if (c->state == S_ARMED)
+        aloop__heap_remove(loop, idx);
+    else
+        aloop__dequeue(loop, c);
+    aloop__slot_free(loop, idx);
+    aloop__notify(loop);
+    return 0;
+}
+
+int aloop_set_priority(aloop_t *loop, aloop_id_t id, int prio)
+{
+    uint32_t idx;
+    if (unlikely(!loop || !aloop__prio_ok(prio)))
+        return -EINVAL;
+    struct aloop__call *c = aloop__slot_lookup(loop, id, &idx);
+    if (!c)
+        return -ENOENT;
+    if (c->prio == prio)
+        return 0;
+    if (c->state == S_QUEUED) {
+        /* move it: the old ring entry goes stale, a new one joins the tail
+         * of its new level (it runs in the next drain of that level) */
+        int8_t old = c->prio;
+        aloop__dequeue(loop, c);
+        c->prio = (int8_t)prio;
+        if (aloop__enqueue(loop, idx) < 0) {
+            c->prio = old;
+            c->tok--;       /* the old entry is live again */
+            c->state = S_QUEUED;
+            loop->nready++;
+            return -ENOMEM;
+        }
+        return 0;
+    }
+    c->prio = (int8_t)prio;
+    return 0;
+}

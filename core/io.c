@@ -1,0 +1,248 @@
+/* io.c -- the fd table, change coalescing, and dispatch of ready fds.
+ *
+ * Per fd the core keeps what the user watches (want) and what the backend was
+ * last told (kernel).  A new fd is pushed to the backend at once, so the
+ * caller gets its error (-EBADF, -EPERM, ...); every other change waits on
+ * the change list and only the net change reaches the backend before it
+ * waits: a remove + add within one iteration costs no system call (libev's
+ * rule).  The price (as in libev): closing an fd and reusing its number for a
+ * new one within the same iteration, without the removal being flushed in
+ * between, leaves the new fd unwatched on epoll.  Remove, then close. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "loop.h"
+
+#define NOSLOT UINT32_MAX
+
+static int fd_table_grow(struct aloop *loop, int fd)
+{
+    int cap = loop->nfds_cap ? loop->nfds_cap : 64;
+    while (cap <= fd) {
+        if (cap > (1 << 29))
+            return -EBADF;
+        cap *= 2;
+    }
+    struct aloop__fd *t = realloc(loop->fds, (size_t)cap * sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    for (int i = loop->nfds_cap; i < cap; i++)
+        t[i] = (struct aloop__fd){ .rslot = NOSLOT, .wslot = NOSLOT };
+    loop->fds = t;
+    loop->nfds_cap = cap;
+    return 0;
+}
+
+static int note_change(struct aloop *loop, int fd)
+{
+    struct aloop__fd *f = &loop->fds[fd];
+    if (f->changed)
+        return 0;
+    if (loop->nchanges == loop->changes_cap) {
+        int cap = loop->changes_cap ? loop->changes_cap * 2 : 64;
+        int *c = realloc(loop->changes, (size_t)cap * sizeof *c);
+        if (!c)
+            return -ENOMEM;
+        loop->changes = c;
+        loop->changes_cap = cap;
+    }
+    loop->changes[loop->nchanges++] = fd;
+    f->changed = 1;
+    return 0;
+}
+
+/* Push the net change of every touched fd to the backend. */
+void aloop__io_flush(struct aloop *loop)
+{
+    for (int i = 0; i < loop->nchanges; i++) {
+        int fd = loop->changes[i];
+        struct aloop__fd *f = &loop->fds[fd];
+        f->changed = 0;
+        if (f->want == f->kernel)
+            continue;
+        int r = loop->be->modify(loop, fd, f->kernel, f->want);
+        /* on failure the backend holds nothing for it: the next change
+         * starts again from zero */
+        f->kernel = (r == 0 || f->want == 0) ? f->want : 0;
+    }
+    loop->nchanges = 0;
+}
+
+static int add_watcher(aloop_t *loop, int fd, unsigned ev, aloop_io_cb cb, void *arg)
+{
+    if (unlikely(!loop || !cb))
+        return -EINVAL;
+    if (unlikely(fd < 0 || fd == loop->wakefd_r))
+        return -EBADF;
+    if (fd >= loop->nfds_cap) {
+        int r = fd_table_grow(loop, fd);
+        if (r < 0)
+            return r;
+    }
+    struct aloop__fd *f = &loop->fds[fd];
+    if (f->want & ev) {                     /* replace */
+        if (ev == ALOOP_READABLE) {
+            f->rcb = cb;
+            f->rarg = arg;
+        } else {
+            f->wcb = cb;
+            f->warg = arg;
+        }
+        return 0;
+    }
+    /* reserve everything that can fail before changing any state */
+    if (f->kernel != 0 && !f->changed) {
+        int r = note_change(loop, fd);
+        if (r < 0)
+            return r;
+    }
+    uint32_t idx = aloop__slot_alloc(loop);
+    if (idx == NOSLOT)
+        return -ENOMEM;
+    unsigned nwant = f->want | ev;
+    if (f->kernel == 0) {
+        int r = loop->be->modify(loop, fd, 0, nwant);
+        if (r < 0) {
+            aloop__slot_free(loop, idx);
+            return r;
+        }
+        f = &loop->fds[fd];
+        f->kernel = (uint8_t)nwant;
+    }
+    struct aloop__call *c = aloop__slot(loop, idx);
+    c->kind = ev == ALOOP_READABLE ? K_READ : K_WRITE;
+    c->interval = (uint64_t)fd;
+    c->prio = f->prio;
+    if (f->want == 0)
+        loop->nwatchers++;
+    f->want = (uint8_t)nwant;
+    if (ev == ALOOP_READABLE) {
+        f->rcb = cb;
+        f->rarg = arg;
+        f->rslot = idx;
+    } else {
+        f->wcb = cb;
+        f->warg = arg;
+        f->wslot = idx;
+    }
+    return 0;
+}
+
+static int remove_watcher(aloop_t *loop, int fd, unsigned ev)
+{
+    if (unlikely(!loop))
+        return -EINVAL;
+    if (unlikely(fd < 0))
+        return -EBADF;
+    if (fd >= loop->nfds_cap || !(loop->fds[fd].want & ev))
+        return -ENOENT;
+    struct aloop__fd *f = &loop->fds[fd];
+    if (note_change(loop, fd) < 0) {
+        /* no room to defer: tell the backend now */
+        unsigned nwant = f->want & ~ev;
+        int r = loop->be->modify(loop, fd, f->kernel, nwant);
+        f->kernel = (r == 0 || nwant == 0) ? (uint8_t)nwant : 0;
+    }
+    uint32_t *slot = ev == ALOOP_READABLE ? &f->rslot : &f->wslot;
+    struct aloop__call *c = aloop__slot(loop, *slot);
+    if (c->state == S_QUEUED)
+        aloop__dequeue(loop, c);
+    aloop__slot_free(loop, *slot);
+    *slot = NOSLOT;
+    f->want &= (uint8_t)~ev;
+    if (f->want == 0)
+        loop->nwatchers--;
+    return 0;
+}
+
+int aloop_add_reader(aloop_t *loop, int fd, aloop_io_cb cb, void *arg)
+{
+    return add_watcher(loop, fd, ALOOP_READABLE, cb, arg);
+}
+
+int aloop_add_writer(aloop_t *loop, int fd, aloop_io_cb cb, void *arg)
+{
+    return add_watcher(loop, fd, ALOOP_WRITABLE, cb, arg);
+}
+
+int aloop_remove_reader(aloop_t *loop, int fd)
+{
+    return remove_watcher(loop, fd, ALOOP_READABLE);
+}
+
+int aloop_remove_writer(aloop_t *loop, int fd)
+{
+    return remove_watcher(loop, fd, ALOOP_WRITABLE);
+}
+
+static int reprioritize(struct aloop *loop, uint32_t idx, int prio)
+{
+    if (idx == NOSLOT)
+        return 0;
+    struct aloop__call *c = aloop__slot(loop, idx);
+    if (c->prio == prio)
+        return 0;
+    int was_queued = c->state == S_QUEUED;
+    if (was_queued)
+        aloop__dequeue(loop, c);
+    c->prio = (int8_t)prio;
+    return was_queued ? aloop__enqueue(loop, idx) : 0;
+}
+
+int aloop_set_io_priority(aloop_t *loop, int fd, int prio)
+{
+    if (unlikely(!loop || !aloop__prio_ok(prio)))
+        return -EINVAL;
+    if (unlikely(fd < 0))
+        return -EBADF;
+    if (fd >= loop->nfds_cap || loop->fds[fd].want == 0)
+        return -ENOENT;
+    struct aloop__fd *f = &loop->fds[fd];
+    f->prio = (int8_t)prio;
+    int r = reprioritize(loop, f->rslot, prio);
+    int w = reprioritize(loop, f->wslot, prio);
+    return r < 0 ? r : w;
+}
+
+void aloop__io_ready(aloop_t *loop, int fd, unsigned events)
+{
+    if (unlikely(fd == loop->wakefd_r)) {
+        atomic_store_explicit(&loop->wake_pending, 1, memory_order_relaxed);
+        return;
+    }
+    if (unlikely(fd < 0 || fd >= loop->nfds_cap))
+        return;
+    struct aloop__fd *f = &loop->fds[fd];
+    events &= f->want;
+    if ((events & ALOOP_READABLE) && aloop__slot(loop, f->rslot)->state != S_QUEUED)
+        aloop__enqueue(loop, f->rslot);
+    if ((events & ALOOP_WRITABLE) && aloop__slot(loop, f->wslot)->state != S_QUEUED)
+        aloop__enqueue(loop, f->wslot);
+}
+
+void aloop__io_run(struct aloop *loop, struct aloop__call *c)
+{
+    int fd = (int)c->interval;
+    struct aloop__fd *f = &loop->fds[fd];
+    if (c->kind == K_READ)
+        f->rcb(loop, fd, ALOOP_READABLE, f->rarg);
+    else
+        f->wcb(loop, fd, ALOOP_WRITABLE, f->warg);
+}
+
+/* Drop every watcher; tell the backend, so an adopted host loop keeps no
+ * handle of ours. */
+void aloop__io_fini(struct aloop *loop)
+{
+    for (int fd = 0; fd < loop->nfds_cap; fd++) {
+        struct aloop__fd *f = &loop->fds[fd];
+        if (f->kernel)
+            loop->be->modify(loop, fd, f->kernel, 0);
+    }
+    free(loop->fds);
+    free(loop->changes);
+    loop->fds = NULL;
+    loop->changes = NULL;
+    loop->nfds_cap = loop->nchanges = loop->changes_cap = 0;
+    loop->nwatchers = 0;
+}

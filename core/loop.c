@@ -1,0 +1,258 @@
+/* loop.c -- the loop object: new/close, run modes, one iteration. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "loop.h"
+
+#define NOSLOT UINT32_MAX
+
+static __thread aloop_t *current_loop;
+
+uint64_t aloop__clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * ALOOP_SEC + (uint64_t)ts.tv_nsec;
+}
+
+void *aloop__backend_data(const aloop_t *loop) { return loop->bdata; }
+void aloop__set_backend_data(aloop_t *loop, void *data) { loop->bdata = data; }
+
+int aloop__alive(const aloop_t *loop)
+{
+    return loop->nready || loop->timers.len || loop->nwatchers || loop->nsignals ||
+           loop->batch_pos < loop->batch_len ||
+           atomic_load_explicit(&loop->inbox_nonempty, memory_order_relaxed);
+}
+
+int aloop__new_with(aloop_t **out, const struct aloop_backend *be, void *host)
+{
+    if (!out || !be)
+        return -EINVAL;
+    aloop_t *loop = calloc(1, sizeof *loop);
+    if (!loop)
+        return -ENOMEM;
+    loop->be = be;
+    loop->slab.free_head = NOSLOT;
+    loop->wakefd_r = loop->wakefd_w = -1;
+    for (int s = 0; s < ALOOP__NSIG; s++)
+        loop->sig[s].slot = NOSLOT;
+    int r = pthread_mutex_init(&loop->inbox_lock, NULL);
+    if (r) {
+        free(loop);
+        return -r;
+    }
+    r = be->init(loop, host);
+    if (r < 0) {
+        pthread_mutex_destroy(&loop->inbox_lock);
+        free(loop);
+        return r;
+    }
+    r = aloop__wake_init(loop);
+    if (r < 0) {
+        be->fini(loop);
+        pthread_mutex_destroy(&loop->inbox_lock);
+        free(loop);
+        return r;
+    }
+    *out = loop;
+    return 0;
+}
+
+int aloop_new(aloop_t **out, const char *backend)
+{
+    if (!out)
+        return -EINVAL;
+    if (!backend || !*backend) {
+        backend = secure_getenv("ALOOP_BACKEND");
+        if (backend && !*backend)
+            backend = NULL;
+    }
+    const struct aloop_backend *be;
+    void *module;
+    int r = aloop__registry_find(backend, &be, &module);
+    if (r < 0)
+        return r;
+    r = aloop__new_with(out, be, NULL);
+    if (r == 0)
+        (*out)->module = module;
+    return r;
+}
+
+int aloop_close(aloop_t *loop)
+{
+    if (!loop)
+        return -EINVAL;
+    if (loop->running)
+        return -EBUSY;
+    if (current_loop == loop)
+        current_loop = NULL;
+    aloop__signals_fini(loop);
+    aloop__io_fini(loop);
+    aloop__wake_fini(loop);
+    loop->be->fini(loop);
+    aloop__heap_fini(&loop->timers);
+    aloop__ready_fini(loop);
+    aloop__slab_fini(&loop->slab);
+    aloop__inbox_fini(loop);
+    pthread_mutex_destroy(&loop->inbox_lock);
+    /* modules stay loaded: their code may be on other loops' stacks, and
+     * dlopen reference counts make a later load free */
+    free(loop);
+    return 0;
+}
+
+const char *aloop_backend(const aloop_t *loop)
+{
+    return loop ? loop->be->name : NULL;
+}
+
+void *aloop_native(aloop_t *loop)
+{
+    return loop && loop->be->native ? loop->be->native(loop) : NULL;
+}
+
+void aloop_set_event_loop(aloop_t *loop)
+{
+    current_loop = loop;
+}
+
+aloop_t *aloop_get_event_loop(void)
+{
+    if (!current_loop && aloop_new(&current_loop, NULL) < 0)
+        current_loop = NULL;
+    return current_loop;
+}
+
+uint64_t aloop_now(const aloop_t *loop)
+{
+    /* the cache is logically const: reading it may fill it */
+    return loop ? aloop__now((aloop_t *)loop) : 0;
+}
+
+void aloop_update_time(aloop_t *loop)
+{
+    if (!loop)
+        return;
+    loop->now_valid = 0;
+    aloop__now(loop);
+}
+
+void aloop_stop(aloop_t *loop)
+{
+    if (!loop)
+        return;
+    atomic_store(&loop->stop, 1);
+    aloop__wake(loop);
+}
+
+/* How long step 2 may block: 0 if anything is queued or due. */
+static int64_t poll_timeout(aloop_t *loop, aloop_run_mode mode)
+{
+    if (loop->nready || mode == ALOOP_RUN_NOWAIT ||
+        atomic_load_explicit(&loop->stop, memory_order_relaxed) ||
+        atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
+        return 0;
+    if (loop->timers.len) {
+        uint64_t now = aloop__now(loop), when = loop->timers.n[0].when;
+        if (when <= now)
+            return 0;
+        return when - now > INT64_MAX ? INT64_MAX : (int64_t)(when - now);
+    }
+    /* ONCE with nothing that could ever become ready must not hang */
+    if (mode == ALOOP_RUN_ONCE && !aloop__alive(loop))
+        return 0;
+    return -1;
+}
+
+/* Steps 3 and 4 after the poll: signals and thread-safe calls, expired
+ * timers, then everything queued, by priority. */
+static void after_poll(aloop_t *loop)
+{
+    aloop__wake_collect(loop);
+    if (loop->timers.len)
+        aloop__timers_expire(loop);
+    aloop__ready_run(loop);
+}
+
+static int iterate(aloop_t *loop, aloop_run_mode mode)
+{
+    loop->now_valid = 0;
+    int64_t timeout = poll_timeout(loop, mode);
+    /* Callbacks are queued: the poll may be skipped to save a system call,
+     * but never in a run's first iteration nor 64 times in a row, so ready
+     * I/O waits behind at most 64 iterations of queued work. */
+    if (timeout == 0 && loop->nready && !loop->first && loop->skipped < 63) {
+        loop->skipped++;
+    } else {
+        loop->skipped = 0;
+        if (loop->nchanges)
+            aloop__io_flush(loop);
+        int r = loop->be->wait(loop, timeout);
+        if (r < 0)
+            return r;
+        if (timeout != 0)
+            loop->now_valid = 0;
+    }
+    loop->first = 0;
+    after_poll(loop);
+    return 0;
+}
+
+int aloop_run(aloop_t *loop, aloop_run_mode mode)
+{
+    if (!loop || (unsigned)mode > ALOOP_RUN_FOREVER)
+        return -EINVAL;
+    if (loop->running)
+        return -EBUSY;
+    loop->running = 1;
+    loop->first = 1;
+    int r;
+    for (;;) {
+        if (mode == ALOOP_RUN_DEFAULT && !aloop__alive(loop) && !atomic_load(&loop->stop)) {
+            r = 0;
+            break;
+        }
+        r = iterate(loop, mode);
+        if (r < 0)
+            break;
+        if (atomic_load(&loop->stop)) {
+            r = 0;
+            break;
+        }
+        if (mode == ALOOP_RUN_ONCE || mode == ALOOP_RUN_NOWAIT) {
+            r = aloop__alive(loop) ? 1 : 0;
+            break;
+        }
+    }
+    atomic_store(&loop->stop, 0);
+    loop->running = 0;
+    return r;
+}
+
+int64_t aloop__prepare(aloop_t *loop)
+{
+    loop->now_valid = 0;
+    if (loop->nchanges)
+        aloop__io_flush(loop);
+    return poll_timeout(loop, ALOOP_RUN_ONCE);
+}
+
+void aloop__dispatch(aloop_t *loop)
+{
+    if (loop->running)
+        return;
+    loop->running = 1;
+    loop->now_valid = 0;
+    after_poll(loop);
+    atomic_store(&loop->stop, 0);
+    loop->running = 0;
+    if (loop->adopted)
+        loop->be->update(loop);
+}
+
+void aloop__set_adopted(aloop_t *loop)
+{
+    loop->adopted = 1;
+}

@@ -1,0 +1,242 @@
+/* loop.h -- the loop object and the core's internal interfaces.
+ * Not installed.  Names are aloop__<area>_<verb>, hidden by visibility. */
+#ifndef ALOOP_CORE_LOOP_H
+#define ALOOP_CORE_LOOP_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aloop.h"
+#include "backend.h"
+
+#define ALOOP__HIDDEN __attribute__((visibility("hidden")))
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define ALOOP__NPRIO  (ALOOP_PRIO_MAX - ALOOP_PRIO_MIN + 1)
+#define ALOOP__NSIG   65          /* signals 1..64 */
+
+/* ---- calls: deferred calls, timers, and the pending slots of watchers ----
+ * Every queued thing is a slot in a chunked slab (stable addresses), named
+ * by an index.  A user-visible id is (gen << 32) | (index + 1); gen is bumped
+ * whenever the slot is freed, so ids are never reused (a slot whose gen
+ * would wrap is retired). */
+enum aloop__kind { K_CALL, K_TIMER, K_EVERY, K_READ, K_WRITE, K_SIGNAL };
+enum aloop__state { S_FREE, S_IDLE, S_QUEUED, S_ARMED };
+
+struct aloop__call {
+    aloop_cb cb;
+    void *arg;
+    uint64_t when;              /* timers: deadline */
+    uint64_t interval;          /* K_EVERY; K_READ/K_WRITE: the fd; K_SIGNAL: signum */
+    uint32_t gen;               /* generation, part of the id */
+    uint32_t tok;               /* bumped on every enqueue and free: ready
+                                   entries with another tok are stale */
+    uint32_t heap;              /* position in the timer heap; free-list link */
+    int8_t prio;
+    uint8_t kind, state;
+};
+
+#define ALOOP__CHUNK_SHIFT 10
+#define ALOOP__CHUNK (1u << ALOOP__CHUNK_SHIFT)
+
+struct aloop__slab {
+    struct aloop__call **chunks;
+    uint32_t nchunks, cap_chunks;
+    uint32_t used;              /* slots handed out at least once */
+    uint32_t free_head;         /* UINT32_MAX when empty */
+};
+
+/* ---- ready queue: one FIFO ring per priority of (index, tok) ------------- */
+struct aloop__entry { uint32_t idx, tok; };
+struct aloop__ring {
+    struct aloop__entry *e;
+    uint32_t cap, mask, head, tail;  /* head/tail run freely; count = tail - head */
+};
+
+/* ---- timer heap: 4-ary min-heap on (when, seq) --------------------------- */
+struct aloop__hnode { uint64_t when, seq; uint32_t idx; };
+struct aloop__heap {
+    struct aloop__hnode *n;
+    uint32_t len, cap;
+    uint64_t seq;
+};
+
+/* ---- fd table ------------------------------------------------------------ */
+struct aloop__fd {
+    aloop_io_cb rcb, wcb;
+    void *rarg, *warg;
+    uint32_t rslot, wslot;      /* pending slots of the reader / writer */
+    uint8_t want;               /* what the user watches */
+    uint8_t kernel;             /* what the backend was last told */
+    uint8_t changed;            /* on the change list */
+    int8_t prio;
+};
+
+struct aloop__inbox_item { aloop_cb cb; void *arg; };
+
+struct aloop {
+    /* hot: the ready queue and the slab */
+    struct aloop__slab slab;
+    struct aloop__ring ready[ALOOP__NPRIO];
+    uint32_t nready;            /* live queued slots */
+    uint32_t skipped;           /* polls skipped in a row */
+    uint64_t now;
+    int now_valid;
+    int running;                /* inside aloop_run */
+    int first;                  /* first iteration of this run */
+    int adopted;                /* a host loop owns the iteration */
+    atomic_int stop;
+
+    struct aloop__heap timers;
+
+    struct aloop__fd *fds;
+    int nfds_cap;
+    int nwatchers;              /* user fds with a reader or writer */
+    int *changes;
+    int nchanges, changes_cap;
+
+    const struct aloop_backend *be;
+    void *bdata;
+    void *module;               /* dlopen handle of the backend's module */
+
+    /* wake-up: eventfd (or pipe) unless the backend wakes natively */
+    int wakefd_r, wakefd_w;
+    atomic_int wake_pending;    /* a wake-up was requested and not yet seen */
+
+    /* thread-safe calls: a mutex-protected inbox, swapped out whole */
+    pthread_mutex_t inbox_lock;
+    struct aloop__inbox_item *inbox, *inbox_spare;   /* producers' / the loop's batch */
+    uint32_t inbox_len, inbox_cap, spare_cap;
+    uint32_t batch_len, batch_pos;
+    atomic_int inbox_nonempty;
+
+    /* signals */
+    struct { uint32_t slot; } sig[ALOOP__NSIG];
+    int nsignals;
+    _Atomic uint64_t sig_pending;   /* bit (signum - 1) */
+};
+
+/* calls.c */
+ALOOP__HIDDEN int aloop__slab_grow(struct aloop__slab *s);
+ALOOP__HIDDEN void aloop__slab_fini(struct aloop__slab *s);
+
+static inline struct aloop__call *aloop__slot(const struct aloop *loop, uint32_t idx)
+{
+    return &loop->slab.chunks[idx >> ALOOP__CHUNK_SHIFT][idx & (ALOOP__CHUNK - 1)];
+}
+
+/* Take a free slot; UINT32_MAX on ENOMEM. */
+static inline uint32_t aloop__slot_alloc(struct aloop *loop)
+{
+    struct aloop__slab *s = &loop->slab;
+    if (unlikely(s->free_head == UINT32_MAX) && aloop__slab_grow(s) < 0)
+        return UINT32_MAX;
+    uint32_t idx = s->free_head;
+    struct aloop__call *c = aloop__slot(loop, idx);
+    s->free_head = c->heap;
+    c->state = S_IDLE;
+    return idx;
+}
+
+static inline void aloop__slot_free(struct aloop *loop, uint32_t idx)
+{
+    struct aloop__call *c = aloop__slot(loop, idx);
+    c->state = S_FREE;
+    c->tok++;
+    if (unlikely(++c->gen == 0x7fffffffu))
+        return;                 /* retired: its ids must never come back */
+    c->heap = loop->slab.free_head;
+    loop->slab.free_head = idx;
+}
+
+static inline aloop_id_t aloop__slot_id(const struct aloop *loop, uint32_t idx)
+{
+    return (aloop_id_t)(((uint64_t)aloop__slot(loop, idx)->gen << 32) | (uint64_t)(idx + 1));
+}
+
+/* The slot an id names, if it is still live (queued or armed user call). */
+ALOOP__HIDDEN struct aloop__call *aloop__slot_lookup(struct aloop *loop, aloop_id_t id, uint32_t *idx);
+
+/* ready.c */
+ALOOP__HIDDEN int aloop__ring_grow(struct aloop__ring *r);
+ALOOP__HIDDEN void aloop__ready_fini(struct aloop *loop);
+ALOOP__HIDDEN void aloop__ready_run(struct aloop *loop);
+
+static inline int aloop__enqueue(struct aloop *loop, uint32_t idx)
+{
+    struct aloop__call *c = aloop__slot(loop, idx);
+    struct aloop__ring *r = &loop->ready[c->prio - ALOOP_PRIO_MIN];
+    if (unlikely(r->tail - r->head == r->cap) && aloop__ring_grow(r) < 0)
+        return -ENOMEM;
+    struct aloop__entry *e = &r->e[r->tail++ & r->mask];
+    e->idx = idx;
+    e->tok = ++c->tok;
+    c->state = S_QUEUED;
+    loop->nready++;
+    return 0;
+}
+
+/* Make a queued slot's pending entry stale. */
+static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
+{
+    c->tok++;
+    c->state = S_IDLE;
+    loop->nready--;
+}
+
+/* timers.c */
+ALOOP__HIDDEN int aloop__heap_insert(struct aloop *loop, uint32_t idx, uint64_t when);
+ALOOP__HIDDEN void aloop__heap_remove(struct aloop *loop, uint32_t idx);
+ALOOP__HIDDEN void aloop__timers_expire(struct aloop *loop);
+ALOOP__HIDDEN void aloop__heap_fini(struct aloop__heap *h);
+
+/* io.c */
+ALOOP__HIDDEN void aloop__io_flush(struct aloop *loop);
+ALOOP__HIDDEN void aloop__io_fini(struct aloop *loop);
+ALOOP__HIDDEN void aloop__io_run(struct aloop *loop, struct aloop__call *c);
+
+/* signal.c */
+ALOOP__HIDDEN void aloop__signals_collect(struct aloop *loop);
+ALOOP__HIDDEN void aloop__signals_fini(struct aloop *loop);
+
+/* wakeup.c */
+ALOOP__HIDDEN int aloop__wake_init(struct aloop *loop);
+ALOOP__HIDDEN void aloop__wake_fini(struct aloop *loop);
+ALOOP__HIDDEN void aloop__wake(struct aloop *loop);     /* async-signal-safe */
+ALOOP__HIDDEN void aloop__wake_collect(struct aloop *loop);
+ALOOP__HIDDEN void aloop__inbox_fini(struct aloop *loop);
+
+/* registry.c */
+ALOOP__HIDDEN int aloop__registry_find(const char *name, const struct aloop_backend **be, void **module);
+
+/* loop.c */
+static inline uint64_t aloop__now(struct aloop *loop)
+{
+    if (!loop->now_valid) {
+        uint64_t t = aloop__clock();
+        if (t > loop->now)
+            loop->now = t;
+        loop->now_valid = 1;
+    }
+    return loop->now;
+}
+
+/* Tell an adopted host that aloop's pending work changed (not while
+ * aloop__dispatch runs: it re-arms the host itself when done). */
+static inline void aloop__notify(struct aloop *loop)
+{
+    if (unlikely(loop->adopted) && !loop->running)
+        loop->be->update(loop);
+}
+
+static inline int aloop__prio_ok(int prio)
+{
+    return prio >= ALOOP_PRIO_MIN && prio <= ALOOP_PRIO_MAX;
+}
+
+#endif /* ALOOP_CORE_LOOP_H */

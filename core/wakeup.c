@@ -1,0 +1,147 @@
+/* wakeup.c -- waking a blocked loop, and the thread-safe inbox.
+ *
+ * wake_pending deduplicates wake-ups: only the caller that flips it 0 -> 1
+ * writes the eventfd.  The loop clears it before draining the eventfd and
+ * then the inbox, so a call pushed before any waker's flip is always seen:
+ * no call is lost, and a spurious wake-up costs one empty iteration. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "loop.h"
+
+#define NOSLOT UINT32_MAX
+
+int aloop__wake_init(struct aloop *loop)
+{
+    loop->wakefd_r = loop->wakefd_w = -1;
+    if (loop->be->features & ALOOP_BF_WAKEUP)
+        return 0;
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    int r = loop->be->modify(loop, fd, 0, ALOOP_READABLE);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    loop->wakefd_r = loop->wakefd_w = fd;
+    return 0;
+}
+
+void aloop__wake_fini(struct aloop *loop)
+{
+    if (loop->wakefd_r >= 0) {
+        loop->be->modify(loop, loop->wakefd_r, ALOOP_READABLE, 0);
+        close(loop->wakefd_r);
+    }
+    loop->wakefd_r = loop->wakefd_w = -1;
+}
+
+/* Any thread, or a signal handler. */
+void aloop__wake(struct aloop *loop)
+{
+    if (atomic_exchange(&loop->wake_pending, 1))
+        return;
+    if (loop->wakefd_w < 0) {
+        loop->be->wakeup(loop);
+        return;
+    }
+    uint64_t one = 1;
+    int saved = errno;
+    /* EAGAIN means the counter is already non-zero: the loop will wake */
+    while (write(loop->wakefd_w, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    errno = saved;
+}
+
+/* Move as much of the current batch as we can into the ready queue; a batch
+ * left unfinished (ENOMEM) is resumed first next time, in order. */
+static void inbox_drain(struct aloop *loop)
+{
+    for (;;) {
+        while (loop->batch_pos < loop->batch_len) {
+            struct aloop__inbox_item *it = &loop->inbox_spare[loop->batch_pos];
+            uint32_t idx = aloop__slot_alloc(loop);
+            if (idx == NOSLOT)
+                goto retry;
+            struct aloop__call *c = aloop__slot(loop, idx);
+            c->cb = it->cb;
+            c->arg = it->arg;
+            c->prio = ALOOP_PRIO_DEFAULT;
+            c->kind = K_CALL;
+            if (aloop__enqueue(loop, idx) < 0) {
+                aloop__slot_free(loop, idx);
+                goto retry;
+            }
+            loop->batch_pos++;
+        }
+        if (!atomic_load(&loop->inbox_nonempty))
+            return;
+        pthread_mutex_lock(&loop->inbox_lock);
+        struct aloop__inbox_item *t = loop->inbox_spare;
+        uint32_t cap = loop->spare_cap;
+        loop->inbox_spare = loop->inbox;
+        loop->spare_cap = loop->inbox_cap;
+        loop->batch_len = loop->inbox_len;
+        loop->batch_pos = 0;
+        loop->inbox = t;
+        loop->inbox_cap = cap;
+        loop->inbox_len = 0;
+        atomic_store(&loop->inbox_nonempty, 0);
+        pthread_mutex_unlock(&loop->inbox_lock);
+        /* one swap per wake-up: calls that arrive now are next iteration's */
+        if (loop->batch_pos == loop->batch_len)
+            return;
+    }
+retry:
+    atomic_store(&loop->wake_pending, 1);
+}
+
+void aloop__wake_collect(struct aloop *loop)
+{
+    if (!atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
+        return;
+    atomic_store(&loop->wake_pending, 0);
+    if (loop->wakefd_r >= 0) {
+        uint64_t v;
+        ssize_t n = read(loop->wakefd_r, &v, sizeof v);
+        (void)n;
+    }
+    if (atomic_load_explicit(&loop->sig_pending, memory_order_relaxed))
+        aloop__signals_collect(loop);
+    inbox_drain(loop);
+}
+
+int aloop_call_soon_threadsafe(aloop_t *loop, aloop_cb cb, void *arg)
+{
+    if (!loop || !cb)
+        return -EINVAL;
+    pthread_mutex_lock(&loop->inbox_lock);
+    if (loop->inbox_len == loop->inbox_cap) {
+        uint32_t cap = loop->inbox_cap ? loop->inbox_cap * 2 : 64;
+        struct aloop__inbox_item *n = realloc(loop->inbox, (size_t)cap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&loop->inbox_lock);
+            return -ENOMEM;
+        }
+        loop->inbox = n;
+        loop->inbox_cap = cap;
+    }
+    loop->inbox[loop->inbox_len++] = (struct aloop__inbox_item){ cb, arg };
+    atomic_store(&loop->inbox_nonempty, 1);
+    pthread_mutex_unlock(&loop->inbox_lock);
+    aloop__wake(loop);
+    return 0;
+}
+
+void aloop__inbox_fini(struct aloop *loop)
+{
+    free(loop->inbox);
+    free(loop->inbox_spare);
+    loop->inbox = loop->inbox_spare = NULL;
+    loop->inbox_len = loop->inbox_cap = loop->spare_cap = 0;
+    loop->batch_len = loop->batch_pos = 0;
+}
