@@ -7,7 +7,6 @@
  * and re-arming it adds it back: no record of dropped fds is needed. */
 #include <fcntl.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/select.h>
 
 #include "../core/backend.h"

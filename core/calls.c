@@ -4,6 +4,8 @@
 
 #include "loop.h"
 
+const struct aloop__ctx_ops *_Atomic aloop__ctx;
+
 int aloop__slab_grow(struct aloop__slab *s)
 {
     if (s->nchunks == s->cap_chunks) {
@@ -66,6 +68,7 @@ static aloop_id_t new_call(aloop_t *loop, int prio, aloop_cb cb, void *arg, uint
     c->arg = arg;
     c->prio = (int8_t)prio;
     c->kind = K_CALL;
+    c->ctx = aloop__ctx_capture();
     *out = idx;
     return 0;
 }

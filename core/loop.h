@@ -31,6 +31,7 @@ enum aloop__state { S_FREE, S_IDLE, S_QUEUED, S_ARMED };
 struct aloop__call {
     aloop_cb cb;
     void *arg;
+    void *ctx;                  /* context captured when queued (tasks layer) */
     uint64_t when;              /* timers: deadline */
     uint64_t interval;          /* K_EVERY; K_READ/K_WRITE: the fd; K_SIGNAL: signum */
     uint32_t gen;               /* generation, part of the id */
@@ -121,6 +122,25 @@ struct aloop {
     _Atomic uint64_t sig_pending;   /* bit (signum - 1) */
 };
 
+/* The one thing the loop core knows of the layers above it: a callback runs
+ * in the context that was current when it was scheduled (asyncio's
+ * contextvars).  The tasks layer installs these operations on first use;
+ * until then every ctx is NULL and nothing is called. */
+struct aloop__ctx_ops {
+    void *(*capture)(void);         /* the current context, with a reference */
+    void *(*enter)(void *ctx);      /* make ctx current; returns the previous */
+    void (*leave)(void *prev);      /* make prev current again */
+    void (*retain)(void *ctx);      /* take a reference */
+    void (*release)(void *ctx);     /* drop a reference */
+};
+extern ALOOP__HIDDEN const struct aloop__ctx_ops *_Atomic aloop__ctx;
+
+static inline void *aloop__ctx_capture(void)
+{
+    const struct aloop__ctx_ops *ops = atomic_load_explicit(&aloop__ctx, memory_order_relaxed);
+    return unlikely(ops != NULL) ? ops->capture() : NULL;
+}
+
 /* calls.c */
 ALOOP__HIDDEN int aloop__slab_grow(struct aloop__slab *s);
 ALOOP__HIDDEN void aloop__slab_fini(struct aloop__slab *s);
@@ -146,6 +166,10 @@ static inline uint32_t aloop__slot_alloc(struct aloop *loop)
 static inline void aloop__slot_free(struct aloop *loop, uint32_t idx)
 {
     struct aloop__call *c = aloop__slot(loop, idx);
+    if (unlikely(c->ctx != NULL)) {
+        atomic_load_explicit(&aloop__ctx, memory_order_relaxed)->release(c->ctx);
+        c->ctx = NULL;
+    }
     c->state = S_FREE;
     c->tok++;
     if (unlikely(++c->gen == 0x7fffffffu))

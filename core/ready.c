@@ -35,6 +35,19 @@ void aloop__ready_fini(struct aloop *loop)
     loop->nready = 0;
 }
 
+/* Call cb in the context it was scheduled in. */
+static void call_in(aloop_t *loop, aloop_cb cb, void *arg, void *ctx)
+{
+    if (likely(ctx == NULL)) {
+        cb(loop, arg);
+        return;
+    }
+    const struct aloop__ctx_ops *ops = atomic_load_explicit(&aloop__ctx, memory_order_relaxed);
+    void *prev = ops->enter(ctx);
+    cb(loop, arg);
+    ops->leave(prev);
+}
+
 static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
 {
     aloop_cb cb = c->cb;
@@ -42,10 +55,15 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
 
     switch (c->kind) {
     case K_CALL:
-    case K_TIMER:
+    case K_TIMER: {
+        void *ctx = c->ctx;     /* the slot is freed first: keep the reference */
+        c->ctx = NULL;
         aloop__slot_free(loop, idx);
-        cb(loop, arg);
+        call_in(loop, cb, arg, ctx);
+        if (unlikely(ctx != NULL))
+            atomic_load_explicit(&aloop__ctx, memory_order_relaxed)->release(ctx);
         return;
+    }
     case K_EVERY: {
         /* re-arm before the call, so the callback may cancel its own id */
         uint64_t now = aloop__now(loop);
@@ -53,9 +71,15 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
         if (when <= now || when < c->when)
             when = now + c->interval;
         c->state = S_IDLE;
+        void *ctx = c->ctx;
+        const struct aloop__ctx_ops *ops = atomic_load_explicit(&aloop__ctx, memory_order_relaxed);
+        if (unlikely(ctx != NULL))  /* the callback may cancel its own id */
+            ops->retain(ctx);
         if (aloop__heap_insert(loop, idx, when) < 0)
             aloop__slot_free(loop, idx);    /* cannot happen: its heap place was just freed */
-        cb(loop, arg);
+        call_in(loop, cb, arg, ctx);
+        if (unlikely(ctx != NULL))
+            ops->release(ctx);
         return;
     }
     case K_READ:
@@ -65,7 +89,7 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
         return;
     case K_SIGNAL:
         c->state = S_IDLE;
-        cb(loop, arg);
+        cb(loop, arg);      /* signals and I/O run in the base context */
         return;
     }
 }
