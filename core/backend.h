@@ -53,7 +53,12 @@ struct aloop_backend {
     int (*init)(aloop_t *loop, void *host);
 
     /* Called once by aloop_close() after every watcher was dropped; frees
-     * what init allocated.  An adopted host loop is left usable. */
+     * what init allocated.  An adopted host loop is left usable.  In a
+     * forked child closing the loop it inherited (aloop__forked() != 0) the
+     * core calls neither ->modify nor ->signal first, and ->fini must not
+     * change kernel state the parent's loop shares (epoll_ctl on an
+     * inherited epoll fd, ...): only free memory and close the child's fds
+     * (libuv: uv_loop_fork() first; libevent: event_reinit()). */
     void (*fini)(aloop_t *loop);
 
     /* Change the interest in fd from `oev` to `nev` (ALOOP_READABLE |
@@ -98,6 +103,8 @@ struct aloop_backend {
 /* ---- Core services for backends ---------------------------------------- */
 
 ALOOP__EXPORT void *aloop__backend_data(const aloop_t *loop);
+/* Nonzero in a child of fork() of the process that created the loop. */
+ALOOP__EXPORT int aloop__forked(const aloop_t *loop);
 ALOOP__EXPORT void aloop__set_backend_data(aloop_t *loop, void *data);
 
 /* Report that fd is ready for `events` (ALOOP_READABLE | ALOOP_WRITABLE; an
@@ -116,6 +123,9 @@ ALOOP__EXPORT void aloop__signal_ready(aloop_t *loop, int signum);
  * iteration (signals, thread-safe calls, expired timers, then the ready
  * queue).  A nested aloop_run() on the loop meanwhile returns -EBUSY. */
 ALOOP__EXPORT int64_t aloop__prepare(aloop_t *loop);
+/* Nonzero while aloop_run() or aloop__dispatch() runs callbacks of the loop. */
+ALOOP__EXPORT int aloop__running(const aloop_t *loop);
+
 /* Set by a backend's ->init when it adopted a host loop: from then on the
  * core calls ->update as described there. */
 ALOOP__EXPORT void aloop__set_adopted(aloop_t *loop);

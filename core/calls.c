@@ -56,57 +56,63 @@ struct aloop__call *aloop__slot_lookup(struct aloop *loop, aloop_id_t id, uint32
     return c;
 }
 
-static aloop_id_t new_call(aloop_t *loop, int prio, aloop_cb cb, void *arg, uint32_t *out)
+static inline __attribute__((always_inline)) struct aloop__call *new_call(aloop_t *loop, int prio, aloop_cb cb, void *arg, uint32_t *idx)
 {
-    if (unlikely(!loop || !cb || !aloop__prio_ok(prio)))
-        return -EINVAL;
-    uint32_t idx = aloop__slot_alloc(loop);
-    if (unlikely(idx == UINT32_MAX))
-        return -ENOMEM;
-    struct aloop__call *c = aloop__slot(loop, idx);
+    struct aloop__call *c = aloop__slot_take(loop, idx);
+    if (unlikely(!c))
+        return NULL;
     c->cb = cb;
     c->arg = arg;
     c->prio = (int8_t)prio;
     c->kind = K_CALL;
     c->ctx = aloop__ctx_capture();
-    *out = idx;
-    return 0;
+    return c;
+}
+
+static inline __attribute__((always_inline)) aloop_id_t call_soon(aloop_t *loop, int prio, aloop_cb cb, void *arg)
+{
+    uint32_t idx;
+    struct aloop__call *c = new_call(loop, prio, cb, arg, &idx);
+    if (unlikely(!c))
+        return -ENOMEM;
+    if (unlikely(aloop__enqueue_call(loop, c, idx) < 0)) {
+        aloop__slot_release(loop, c, idx);
+        return -ENOMEM;
+    }
+    aloop__notify(loop);
+    return aloop__call_id(c, idx);
 }
 
 aloop_id_t aloop_call_soon_prio(aloop_t *loop, int prio, aloop_cb cb, void *arg)
 {
-    uint32_t idx;
-    aloop_id_t r = new_call(loop, prio, cb, arg, &idx);
-    if (unlikely(r < 0))
-        return r;
-    if (unlikely(aloop__enqueue(loop, idx) < 0)) {
-        aloop__slot_free(loop, idx);
-        return -ENOMEM;
-    }
-    aloop__notify(loop);
-    return aloop__slot_id(loop, idx);
+    if (unlikely(!loop || !cb || !aloop__prio_ok(prio)))
+        return -EINVAL;
+    return call_soon(loop, prio, cb, arg);
 }
 
 aloop_id_t aloop_call_soon(aloop_t *loop, aloop_cb cb, void *arg)
 {
-    return aloop_call_soon_prio(loop, ALOOP_PRIO_DEFAULT, cb, arg);
+    if (unlikely(!loop || !cb))
+        return -EINVAL;
+    return call_soon(loop, ALOOP_PRIO_DEFAULT, cb, arg);
 }
 
 static aloop_id_t new_timer(aloop_t *loop, uint64_t when, uint64_t interval, aloop_cb cb, void *arg)
 {
     uint32_t idx;
-    aloop_id_t r = new_call(loop, ALOOP_PRIO_DEFAULT, cb, arg, &idx);
-    if (unlikely(r < 0))
-        return r;
-    struct aloop__call *c = aloop__slot(loop, idx);
+    if (unlikely(!loop || !cb))
+        return -EINVAL;
+    struct aloop__call *c = new_call(loop, ALOOP_PRIO_DEFAULT, cb, arg, &idx);
+    if (unlikely(!c))
+        return -ENOMEM;
     c->kind = interval ? K_EVERY : K_TIMER;
     c->interval = interval;
     if (unlikely(aloop__heap_insert(loop, idx, when) < 0)) {
-        aloop__slot_free(loop, idx);
+        aloop__slot_release(loop, c, idx);
         return -ENOMEM;
     }
     aloop__notify(loop);
-    return aloop__slot_id(loop, idx);
+    return aloop__call_id(c, idx);
 }
 
 static uint64_t deadline(aloop_t *loop, uint64_t delay)
@@ -161,21 +167,8 @@ int aloop_set_priority(aloop_t *loop, aloop_id_t id, int prio)
         return -ENOENT;
     if (c->prio == prio)
         return 0;
-    if (c->state == S_QUEUED) {
-        /* move it: the old ring entry goes stale, a new one joins the tail
-         * of its new level (it runs in the next drain of that level) */
-        int8_t old = c->prio;
-        aloop__dequeue(loop, c);
-        c->prio = (int8_t)prio;
-        if (aloop__enqueue(loop, idx) < 0) {
-            c->prio = old;
-            c->tok--;       /* the old entry is live again */
-            c->state = S_QUEUED;
-            loop->nready++;
-            return -ENOMEM;
-        }
-        return 0;
-    }
+    if (c->state == S_QUEUED)
+        return aloop__requeue(loop, idx, prio);
     c->prio = (int8_t)prio;
     return 0;
 }

@@ -5,9 +5,13 @@
  * caller gets its error (-EBADF, -EPERM, ...); every other change waits on
  * the change list and only the net change reaches the backend before it
  * waits: a remove + add within one iteration costs no system call (libev's
- * rule).  The price (as in libev): closing an fd and reusing its number for a
- * new one within the same iteration, without the removal being flushed in
- * between, leaves the new fd unwatched on epoll.  Remove, then close. */
+ * rule) as long as the fd keeps a watcher meanwhile.  Once its last watcher
+ * is removed, the number may be closed and reused for a new file within the
+ * same iteration (a server closes one connection and accepts the next), so a
+ * watcher added to an fd that has none is pushed to the backend at once, a
+ * pending removal first: the new file is registered, a closed fd gives
+ * -EBADF.  Remove, then close, is the rule: an fd closed while still watched
+ * stops firing, and a new file with its number needs remove + add. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +94,11 @@ static int add_watcher(aloop_t *loop, int fd, unsigned ev, aloop_io_cb cb, void 
         }
         return 0;
     }
+    if (f->want == 0 && f->kernel != 0) {
+        /* its removal is pending: the number may name a new file by now */
+        loop->be->modify(loop, fd, f->kernel, 0);
+        f->kernel = 0;
+    }
     /* reserve everything that can fail before changing any state */
     if (f->kernel != 0 && !f->changed) {
         int r = note_change(loop, fd);
@@ -125,6 +134,7 @@ static int add_watcher(aloop_t *loop, int fd, unsigned ev, aloop_io_cb cb, void 
         f->warg = arg;
         f->wslot = idx;
     }
+    aloop__notify(loop);
     return 0;
 }
 
@@ -150,8 +160,11 @@ static int remove_watcher(aloop_t *loop, int fd, unsigned ev)
     aloop__slot_free(loop, *slot);
     *slot = NOSLOT;
     f->want &= (uint8_t)~ev;
-    if (f->want == 0)
+    if (f->want == 0) {
         loop->nwatchers--;
+        f->prio = ALOOP_PRIO_DEFAULT;   /* the next file with this number starts afresh */
+    }
+    aloop__notify(loop);
     return 0;
 }
 
@@ -182,11 +195,10 @@ static int reprioritize(struct aloop *loop, uint32_t idx, int prio)
     struct aloop__call *c = aloop__slot(loop, idx);
     if (c->prio == prio)
         return 0;
-    int was_queued = c->state == S_QUEUED;
-    if (was_queued)
-        aloop__dequeue(loop, c);
+    if (c->state == S_QUEUED)
+        return aloop__requeue(loop, idx, prio);
     c->prio = (int8_t)prio;
-    return was_queued ? aloop__enqueue(loop, idx) : 0;
+    return 0;
 }
 
 int aloop_set_io_priority(aloop_t *loop, int fd, int prio)
@@ -231,12 +243,13 @@ void aloop__io_run(struct aloop *loop, struct aloop__call *c)
 }
 
 /* Drop every watcher; tell the backend, so an adopted host loop keeps no
- * handle of ours. */
+ * handle of ours -- except in a forked child, where the backend's kernel
+ * state (an epoll instance, ...) is shared with the parent's loop. */
 void aloop__io_fini(struct aloop *loop)
 {
     for (int fd = 0; fd < loop->nfds_cap; fd++) {
         struct aloop__fd *f = &loop->fds[fd];
-        if (f->kernel)
+        if (f->kernel && !loop->forked)
             loop->be->modify(loop, fd, f->kernel, 0);
     }
     free(loop->fds);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "loop.h"
 
@@ -17,13 +18,19 @@ uint64_t aloop__clock(void)
 }
 
 void *aloop__backend_data(const aloop_t *loop) { return loop->bdata; }
+int aloop__forked(const aloop_t *loop) { return getpid() != loop->pid; }
 void aloop__set_backend_data(aloop_t *loop, void *data) { loop->bdata = data; }
 
-int aloop__alive(const aloop_t *loop)
+static inline int alive(const aloop_t *loop)
 {
     return loop->nready || loop->timers.len || loop->nwatchers || loop->nsignals ||
            loop->batch_pos < loop->batch_len ||
            atomic_load_explicit(&loop->inbox_nonempty, memory_order_relaxed);
+}
+
+int aloop__alive(const aloop_t *loop)
+{
+    return alive(loop);
 }
 
 int aloop__new_with(aloop_t **out, const struct aloop_backend *be, void *host)
@@ -34,6 +41,7 @@ int aloop__new_with(aloop_t **out, const struct aloop_backend *be, void *host)
     if (!loop)
         return -ENOMEM;
     loop->be = be;
+    loop->pid = getpid();
     loop->slab.free_head = NOSLOT;
     loop->wakefd_r = loop->wakefd_w = -1;
     for (int s = 0; s < ALOOP__NSIG; s++)
@@ -86,8 +94,13 @@ int aloop_close(aloop_t *loop)
         return -EINVAL;
     if (loop->running)
         return -EBUSY;
+    aloop__tasks_close(loop);   /* tasks layer: cancel, reclaim, drop contexts */
     if (current_loop == loop)
         current_loop = NULL;
+    /* In a child of fork(), the kernel objects behind the loop (an epoll
+     * instance, a library's fds) are shared with the parent's loop: only
+     * memory and the child's copies of fds are released. */
+    loop->forked = getpid() != loop->pid;
     aloop__signals_fini(loop);
     aloop__io_fini(loop);
     aloop__wake_fini(loop);
@@ -161,7 +174,7 @@ static int64_t poll_timeout(aloop_t *loop, aloop_run_mode mode)
         return when - now > INT64_MAX ? INT64_MAX : (int64_t)(when - now);
     }
     /* ONCE with nothing that could ever become ready must not hang */
-    if (mode == ALOOP_RUN_ONCE && !aloop__alive(loop))
+    if (mode == ALOOP_RUN_ONCE && !alive(loop))
         return 0;
     return -1;
 }
@@ -170,7 +183,8 @@ static int64_t poll_timeout(aloop_t *loop, aloop_run_mode mode)
  * timers, then everything queued, by priority. */
 static void after_poll(aloop_t *loop)
 {
-    aloop__wake_collect(loop);
+    if (atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
+        aloop__wake_collect(loop);
     if (loop->timers.len)
         aloop__timers_expire(loop);
     aloop__ready_run(loop);
@@ -210,7 +224,7 @@ int aloop_run(aloop_t *loop, aloop_run_mode mode)
     loop->first = 1;
     int r;
     for (;;) {
-        if (mode == ALOOP_RUN_DEFAULT && !aloop__alive(loop) && !atomic_load(&loop->stop)) {
+        if (mode == ALOOP_RUN_DEFAULT && !alive(loop) && !atomic_load(&loop->stop)) {
             r = 0;
             break;
         }
@@ -222,12 +236,14 @@ int aloop_run(aloop_t *loop, aloop_run_mode mode)
             break;
         }
         if (mode == ALOOP_RUN_ONCE || mode == ALOOP_RUN_NOWAIT) {
-            r = aloop__alive(loop) ? 1 : 0;
+            r = alive(loop) ? 1 : 0;
             break;
         }
     }
     atomic_store(&loop->stop, 0);
     loop->running = 0;
+    if (loop->adopted)      /* the host drives the loop again: re-arm it */
+        loop->be->update(loop);
     return r;
 }
 
@@ -236,7 +252,14 @@ int64_t aloop__prepare(aloop_t *loop)
     loop->now_valid = 0;
     if (loop->nchanges)
         aloop__io_flush(loop);
-    return poll_timeout(loop, ALOOP_RUN_ONCE);
+    if (!aloop__alive(loop) && !atomic_load(&loop->wake_pending))
+        return -1;
+    return poll_timeout(loop, ALOOP_RUN_DEFAULT);
+}
+
+int aloop__running(const aloop_t *loop)
+{
+    return loop->running;
 }
 
 void aloop__dispatch(aloop_t *loop)

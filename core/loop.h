@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "aloop.h"
 #include "backend.h"
@@ -38,6 +39,7 @@ struct aloop__call {
     uint32_t tok;               /* bumped on every enqueue and free: ready
                                    entries with another tok are stale */
     uint32_t heap;              /* position in the timer heap; free-list link */
+    uint32_t epoch;             /* drain during which it was queued */
     int8_t prio;
     uint8_t kind, state;
 };
@@ -84,7 +86,12 @@ struct aloop {
     /* hot: the ready queue and the slab */
     struct aloop__slab slab;
     struct aloop__ring ready[ALOOP__NPRIO];
+    struct aloop__ring moved[ALOOP__NPRIO]; /* moved by set_priority mid-drain */
     uint32_t nready;            /* live queued slots */
+    unsigned readymask;         /* levels whose ring may hold entries */
+    unsigned movedmask;         /* levels whose moved ring holds entries */
+    uint32_t epoch;             /* bumped when a drain starts */
+    int draining;               /* level being drained, or -1 */
     uint32_t skipped;           /* polls skipped in a row */
     uint64_t now;
     int now_valid;
@@ -103,6 +110,8 @@ struct aloop {
 
     const struct aloop_backend *be;
     void *bdata;
+    pid_t pid;                  /* of the process that created the loop */
+    int forked;                 /* being closed in a forked child */
     void *module;               /* dlopen handle of the backend's module */
 
     /* wake-up: eventfd (or pipe) unless the backend wakes natively */
@@ -141,6 +150,10 @@ static inline void *aloop__ctx_capture(void)
     return unlikely(ops != NULL) ? ops->capture() : NULL;
 }
 
+/* task/task.c: cancel and reclaim the loop's tasks, and drop the contexts
+ * pending calls hold; aloop_close() calls it first. */
+ALOOP__HIDDEN void aloop__tasks_close(struct aloop *loop);
+
 /* calls.c */
 ALOOP__HIDDEN int aloop__slab_grow(struct aloop__slab *s);
 ALOOP__HIDDEN void aloop__slab_fini(struct aloop__slab *s);
@@ -150,22 +163,29 @@ static inline struct aloop__call *aloop__slot(const struct aloop *loop, uint32_t
     return &loop->slab.chunks[idx >> ALOOP__CHUNK_SHIFT][idx & (ALOOP__CHUNK - 1)];
 }
 
-/* Take a free slot; UINT32_MAX on ENOMEM. */
-static inline uint32_t aloop__slot_alloc(struct aloop *loop)
+/* Take a free slot: its address, and its index in *idx; NULL on ENOMEM. */
+static inline struct aloop__call *aloop__slot_take(struct aloop *loop, uint32_t *idx)
 {
     struct aloop__slab *s = &loop->slab;
     if (unlikely(s->free_head == UINT32_MAX) && aloop__slab_grow(s) < 0)
-        return UINT32_MAX;
-    uint32_t idx = s->free_head;
-    struct aloop__call *c = aloop__slot(loop, idx);
+        return NULL;
+    uint32_t i = s->free_head;
+    struct aloop__call *c = aloop__slot(loop, i);
     s->free_head = c->heap;
     c->state = S_IDLE;
-    return idx;
+    *idx = i;
+    return c;
 }
 
-static inline void aloop__slot_free(struct aloop *loop, uint32_t idx)
+/* Take a free slot; UINT32_MAX on ENOMEM. */
+static inline uint32_t aloop__slot_alloc(struct aloop *loop)
 {
-    struct aloop__call *c = aloop__slot(loop, idx);
+    uint32_t idx;
+    return aloop__slot_take(loop, &idx) ? idx : UINT32_MAX;
+}
+
+static inline void aloop__slot_release(struct aloop *loop, struct aloop__call *c, uint32_t idx)
+{
     if (unlikely(c->ctx != NULL)) {
         atomic_load_explicit(&aloop__ctx, memory_order_relaxed)->release(c->ctx);
         c->ctx = NULL;
@@ -178,9 +198,19 @@ static inline void aloop__slot_free(struct aloop *loop, uint32_t idx)
     loop->slab.free_head = idx;
 }
 
+static inline void aloop__slot_free(struct aloop *loop, uint32_t idx)
+{
+    aloop__slot_release(loop, aloop__slot(loop, idx), idx);
+}
+
+static inline aloop_id_t aloop__call_id(const struct aloop__call *c, uint32_t idx)
+{
+    return (aloop_id_t)(((uint64_t)c->gen << 32) | (uint64_t)(idx + 1));
+}
+
 static inline aloop_id_t aloop__slot_id(const struct aloop *loop, uint32_t idx)
 {
-    return (aloop_id_t)(((uint64_t)aloop__slot(loop, idx)->gen << 32) | (uint64_t)(idx + 1));
+    return aloop__call_id(aloop__slot(loop, idx), idx);
 }
 
 /* The slot an id names, if it is still live (queued or armed user call). */
@@ -191,19 +221,29 @@ ALOOP__HIDDEN int aloop__ring_grow(struct aloop__ring *r);
 ALOOP__HIDDEN void aloop__ready_fini(struct aloop *loop);
 ALOOP__HIDDEN void aloop__ready_run(struct aloop *loop);
 
-static inline int aloop__enqueue(struct aloop *loop, uint32_t idx)
+static inline int aloop__enqueue_call(struct aloop *loop, struct aloop__call *c, uint32_t idx)
 {
-    struct aloop__call *c = aloop__slot(loop, idx);
-    struct aloop__ring *r = &loop->ready[c->prio - ALOOP_PRIO_MIN];
+    unsigned level = (unsigned)(c->prio - ALOOP_PRIO_MIN);
+    struct aloop__ring *r = &loop->ready[level];
     if (unlikely(r->tail - r->head == r->cap) && aloop__ring_grow(r) < 0)
         return -ENOMEM;
     struct aloop__entry *e = &r->e[r->tail++ & r->mask];
     e->idx = idx;
     e->tok = ++c->tok;
     c->state = S_QUEUED;
+    c->epoch = loop->epoch;
     loop->nready++;
+    loop->readymask |= 1u << level;
     return 0;
 }
+
+static inline int aloop__enqueue(struct aloop *loop, uint32_t idx)
+{
+    return aloop__enqueue_call(loop, aloop__slot(loop, idx), idx);
+}
+
+/* Give a queued slot a new priority (calls.c, io.c). */
+ALOOP__HIDDEN int aloop__requeue(struct aloop *loop, uint32_t idx, int prio);
 
 /* Make a queued slot's pending entry stale. */
 static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)

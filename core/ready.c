@@ -30,9 +30,46 @@ void aloop__ready_fini(struct aloop *loop)
 {
     for (int l = 0; l < ALOOP__NPRIO; l++) {
         free(loop->ready[l].e);
-        loop->ready[l] = (struct aloop__ring){0};
+        free(loop->moved[l].e);
+        loop->ready[l] = loop->moved[l] = (struct aloop__ring){0};
     }
     loop->nready = 0;
+    loop->readymask = loop->movedmask = 0;
+}
+
+/* A slot queued before the current drain began still runs in it when its
+ * priority changes: it joins the `moved` ring of its new level (or of the
+ * level being drained, if its new level is already done), drained right
+ * after that level's own entries.  Otherwise it moves to the tail of its
+ * new level's ring. */
+int aloop__requeue(struct aloop *loop, uint32_t idx, int prio)
+{
+    struct aloop__call *c = aloop__slot(loop, idx);
+    int8_t old = c->prio;
+    uint32_t epoch = c->epoch;
+    aloop__dequeue(loop, c);
+    c->prio = (int8_t)prio;
+    if (loop->draining >= 0 && epoch != loop->epoch) {
+        int l = prio - ALOOP_PRIO_MIN;
+        struct aloop__ring *r = &loop->moved[l < loop->draining ? l : loop->draining];
+        if (r->tail - r->head < r->cap || aloop__ring_grow(r) == 0) {
+            struct aloop__entry *e = &r->e[r->tail++ & r->mask];
+            e->idx = idx;
+            e->tok = ++c->tok;
+            c->state = S_QUEUED;
+            loop->nready++;
+            loop->movedmask |= 1u << (unsigned)(r - loop->moved);
+            return 0;   /* epoch kept: still part of this drain */
+        }
+    }
+    if (aloop__enqueue(loop, idx) < 0) {
+        c->prio = old;
+        c->tok--;       /* the old entry is live again */
+        c->state = S_QUEUED;
+        loop->nready++;
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 /* Call cb in the context it was scheduled in. */
@@ -94,21 +131,59 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
     }
 }
 
-void aloop__ready_run(struct aloop *loop)
+/* Pop the entries of one ring (at most `n`) and run the live ones. */
+static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t n)
 {
-    uint32_t n[ALOOP__NPRIO];
-    for (int l = 0; l < ALOOP__NPRIO; l++)
-        n[l] = loop->ready[l].tail - loop->ready[l].head;
-
-    for (int l = ALOOP__NPRIO - 1; l >= 0; l--) {
-        struct aloop__ring *r = &loop->ready[l];
-        for (uint32_t k = n[l]; k; k--) {
-            struct aloop__entry e = r->e[r->head++ & r->mask];
-            struct aloop__call *c = aloop__slot(loop, e.idx);
-            if (c->tok != e.tok)
-                continue;       /* cancelled or moved */
-            loop->nready--;
+    for (; n; n--) {
+        struct aloop__entry e = r->e[r->head++ & r->mask];
+        struct aloop__call *c = aloop__slot(loop, e.idx);
+        if (c->tok != e.tok)
+            continue;           /* cancelled or moved */
+        loop->nready--;
+        if (likely(c->kind == K_CALL && c->ctx == NULL)) {
+            aloop_cb cb = c->cb;    /* the common case, inline */
+            void *arg = c->arg;
+            aloop__slot_release(loop, c, e.idx);
+            cb(loop, arg);
+        } else {
             run_one(loop, e.idx, c);
         }
     }
+}
+
+void aloop__ready_run(struct aloop *loop)
+{
+    uint32_t n[ALOOP__NPRIO];
+    unsigned snap = loop->readymask;
+    for (unsigned m = snap; m; m &= m - 1) {
+        unsigned l = (unsigned)__builtin_ctz(m);
+        n[l] = loop->ready[l].tail - loop->ready[l].head;
+    }
+    loop->epoch++;
+
+    /* highest level first; a level is visited if it had entries when the
+     * drain began, or gains moved ones (always at or below the current) */
+    unsigned below = (1u << ALOOP__NPRIO) - 1;
+    for (;;) {
+        unsigned todo = (snap | loop->movedmask) & below;
+        if (!todo)
+            break;
+        unsigned l = 31u - (unsigned)__builtin_clz(todo);
+        unsigned bit = 1u << l;
+        below = bit - 1;
+        loop->draining = (int)l;
+        if (snap & bit) {
+            struct aloop__ring *r = &loop->ready[l];
+            drain(loop, r, n[l]);
+            if (r->head == r->tail)
+                loop->readymask &= ~bit;
+        }
+        if (unlikely(loop->movedmask & bit)) {
+            struct aloop__ring *m = &loop->moved[l];
+            while (m->head != m->tail)
+                drain(loop, m, 1);
+            loop->movedmask &= ~bit;
+        }
+    }
+    loop->draining = -1;
 }

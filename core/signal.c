@@ -112,6 +112,7 @@ int aloop_add_signal_handler(aloop_t *loop, int signum, aloop_cb cb, void *arg)
     }
     loop->sig[signum].slot = idx;
     loop->nsignals++;
+    aloop__notify(loop);
     return 0;
 }
 
@@ -122,9 +123,10 @@ int aloop_remove_signal_handler(aloop_t *loop, int signum)
     uint32_t idx = loop->sig[signum].slot;
     if (idx == NOSLOT)
         return -ENOENT;
-    if (loop->be->features & ALOOP_BF_SIGNAL)
-        loop->be->signal(loop, signum, 0);
-    else
+    if (loop->be->features & ALOOP_BF_SIGNAL) {
+        if (!loop->forked)      /* a forked child's ->fini drops it */
+            loop->be->signal(loop, signum, 0);
+    } else
         table_remove(loop, signum);
     struct aloop__call *c = aloop__slot(loop, idx);
     if (c->state == S_QUEUED)
@@ -133,6 +135,7 @@ int aloop_remove_signal_handler(aloop_t *loop, int signum)
     loop->sig[signum].slot = NOSLOT;
     atomic_fetch_and(&loop->sig_pending, ~(UINT64_C(1) << (signum - 1)));
     loop->nsignals--;
+    aloop__notify(loop);
     return 0;
 }
 

@@ -34,7 +34,8 @@ int aloop__wake_init(struct aloop *loop)
 void aloop__wake_fini(struct aloop *loop)
 {
     if (loop->wakefd_r >= 0) {
-        loop->be->modify(loop, loop->wakefd_r, ALOOP_READABLE, 0);
+        if (!loop->forked)      /* see aloop__io_fini */
+            loop->be->modify(loop, loop->wakefd_r, ALOOP_READABLE, 0);
         close(loop->wakefd_r);
     }
     loop->wakefd_r = loop->wakefd_w = -1;

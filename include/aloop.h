@@ -84,7 +84,12 @@ ALOOP_API int aloop_new(aloop_t **loop, const char *backend);
 /* Free the loop.  -EBUSY while it is running (from one of its callbacks).
  * Pending calls, timers, watchers and signal handlers are dropped; none of
  * their callbacks is called.  If the loop is this thread's current loop, the
- * current loop is cleared.  Closing NULL returns -EINVAL. */
+ * current loop is cleared.  Closing NULL returns -EINVAL.
+ * After fork(), the child may only close the loops it inherited (then create
+ * its own): that close frees the child's memory and its copies of the fds
+ * and changes nothing the parent's loop relies on (on epoll, the instance
+ * is shared).  Running or changing an inherited loop in the child is
+ * undefined; aloop_get_event_loop() returns it until it is closed. */
 ALOOP_API int aloop_close(aloop_t *loop);
 
 /* The backend's name: "epoll", "libuv", ... */

@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -247,6 +248,17 @@ static void io_cb(aloop_t *loop, int fd, unsigned events, void *arg)
         aloop_stop(loop);
 }
 
+/* A second I/O callback, to tell replacements apart: logs tag + 100. */
+static void io_cb_alt(aloop_t *loop, int fd, unsigned events, void *arg)
+{
+    struct io_rec *r = arg;
+    int tag = r->tag;
+    log_add(tag + 100);
+    r->tag = 0;
+    io_cb(loop, fd, events, arg);
+    r->tag = tag;
+}
+
 #define READER(...) { .expect = ALOOP_READABLE, __VA_ARGS__ }
 #define WRITER(...) { .expect = ALOOP_WRITABLE, __VA_ARGS__ }
 
@@ -267,6 +279,24 @@ static void threadsafe_from_thread(aloop_t *loop, int tag)
     ck_assert_int_eq(pthread_create(&th, NULL, ts_once_thread, &t), 0);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
     ck_assert_int_eq(t.rc, 0);
+}
+
+static volatile sig_atomic_t g_my_handler_count;
+
+static void my_handler(int sig)
+{
+    (void)sig;
+    g_my_handler_count++;
+}
+
+static void install_my_handler(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = my_handler;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(sig, &sa, NULL), 0);
+    g_my_handler_count = 0;
 }
 
 /* ---- Fixture ------------------------------------------------------------ */
@@ -392,6 +422,14 @@ static void cb_chain(aloop_t *loop, void *arg)
     aloop_call_soon(loop, cb_log, TAG(3));
 }
 
+static void cb_timer0(aloop_t *loop, void *arg)
+{
+    (void)arg;
+    log_add(5);
+    aloop_call_later(loop, 0, cb_log, TAG(6));
+    aloop_call_at(loop, aloop_now(loop), cb_log, TAG(7));
+}
+
 START_TEST(test_next_iteration)
 {
     aloop_t *l = NEW_LOOP();
@@ -417,6 +455,14 @@ START_TEST(test_next_iteration)
     LOG_EXPECT(1, 4);
     ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
     LOG_EXPECT(1, 4, 2, 3);
+
+    /* A timer due at once, set from a callback, is next iteration's too. */
+    log_clear();
+    ck_assert_int_gt(aloop_call_soon(l, cb_timer0, NULL), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+    LOG_EXPECT(5);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    LOG_EXPECT(5, 6, 7);
     close_loop(l);
 }
 END_TEST
@@ -703,6 +749,45 @@ START_TEST(test_set_priority)
 }
 END_TEST
 
+/* A call queued before the iteration and moved to a level that has not run
+ * yet in it still runs in this iteration (step 4 runs everything queued
+ * before it began), at its new place. */
+struct mover { aloop_id_t victim; int prio, rc; };
+
+static void cb_mover(aloop_t *loop, void *arg)
+{
+    struct mover *m = arg;
+    log_add(1);
+    m->rc = aloop_set_priority(loop, m->victim, m->prio);
+}
+
+START_TEST(test_set_priority_during_iteration)
+{
+    aloop_t *l = NEW_LOOP();
+    struct mover down = { .prio = -1, .rc = 1 }, up = { .prio = 1, .rc = 1 };
+
+    ck_assert_int_gt(aloop_call_soon_prio(l, 2, cb_mover, &down), 0);
+    down.victim = aloop_call_soon(l, cb_log, TAG(3));
+    ck_assert_int_gt(down.victim, 0);
+    ck_assert_int_gt(aloop_call_soon_prio(l, -2, cb_log, TAG(4)), 0);
+    int rc = aloop_run(l, ALOOP_RUN_NOWAIT);
+    LOG_EXPECT(1, 3, 4);
+    ck_assert_int_eq(down.rc, 0);
+    ck_assert_int_eq(rc, 0);
+
+    log_clear();
+    ck_assert_int_gt(aloop_call_soon_prio(l, 2, cb_mover, &up), 0);
+    up.victim = aloop_call_soon_prio(l, -2, cb_log, TAG(3));
+    ck_assert_int_gt(up.victim, 0);
+    ck_assert_int_gt(aloop_call_soon(l, cb_log, TAG(4)), 0);
+    rc = aloop_run(l, ALOOP_RUN_NOWAIT);
+    LOG_EXPECT(1, 3, 4);
+    ck_assert_int_eq(up.rc, 0);
+    ck_assert_int_eq(rc, 0);
+    close_loop(l);
+}
+END_TEST
+
 /* ======================================================================== */
 /* Timers                                                                   */
 /* ======================================================================== */
@@ -734,6 +819,27 @@ START_TEST(test_timer_equal_deadlines_fifo)
     }
     ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
     LOG_EXPECT(1, 2, 3, 4, 5, 6, 7, 8);
+    close_loop(l);
+}
+END_TEST
+
+/* Relative deadlines come from the cached clock: scheduled after a delay
+ * inside a callback, call_later(d) and call_at(now + d) are equal, so FIFO. */
+static void cb_sched_after_sleep(aloop_t *loop, void *arg)
+{
+    (void)arg;
+    sleep_ms(5);
+    aloop_call_later(loop, 2 * ALOOP_MS, cb_log, TAG(1));
+    aloop_call_at(loop, aloop_now(loop) + 2 * ALOOP_MS, cb_log, TAG(2));
+    aloop_call_later(loop, 2 * ALOOP_MS, cb_log, TAG(3));
+}
+
+START_TEST(test_relative_deadline_cached_clock)
+{
+    aloop_t *l = NEW_LOOP();
+    ck_assert_int_gt(aloop_call_soon(l, cb_sched_after_sleep, NULL), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
+    LOG_EXPECT(1, 2, 3);
     close_loop(l);
 }
 END_TEST
@@ -841,6 +947,34 @@ START_TEST(test_call_every)
                       "tick %d early by %lld ns", k,
                       (long long)(base + (uint64_t)(k + 1) * iv - c.nows[k]));
     ck_assert_int_eq(aloop_cancel(l, c.id), -ENOENT);
+    close_loop(l);
+}
+END_TEST
+
+static void cb_every_stall(aloop_t *loop, void *arg)
+{
+    struct every_ctx *c = arg;
+    cb_every(loop, arg);
+    if (c->count == 1)
+        sleep_ms(30);      /* misses several ticks */
+}
+
+/* A late tick does not cause a burst of catch-up ticks. */
+START_TEST(test_call_every_no_burst)
+{
+    aloop_t *l = NEW_LOOP();
+    struct every_ctx c = { .cancel_at = 4, .cancel_rc = 1 };
+    const uint64_t iv = 5 * ALOOP_MS;
+    c.id = aloop_call_every(l, iv, cb_every_stall, &c);
+    ck_assert_int_gt(c.id, 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
+    ck_assert_int_eq(c.count, 4);
+    ck_assert_int_eq(c.cancel_rc, 0);
+    /* Tick 2 comes late; every deadline after it has passed too, so tick 3
+     * is one interval after tick 2, not at once. */
+    ck_assert_msg(c.nows[2] >= c.nows[1] + iv,
+                  "tick 3 only %lld ns after the late tick 2: a burst",
+                  (long long)(c.nows[2] - c.nows[1]));
     close_loop(l);
 }
 END_TEST
@@ -988,15 +1122,35 @@ START_TEST(test_reader_replace)
     aloop_t *l = NEW_LOOP();
     int p[2];
     struct io_rec r1 = READER(.tag = 1, .drain = 1), r2 = READER(.tag = 2, .drain = 1);
+    struct io_rec w1 = WRITER(.tag = 3), w2 = WRITER(.tag = 4);
     mk_pipe(p);
     ck_assert_int_eq(aloop_add_reader(l, p[0], io_cb, &r1), 0);
-    ck_assert_int_eq(aloop_add_reader(l, p[0], io_cb, &r2), 0);
+    ck_assert_int_eq(aloop_add_reader(l, p[0], io_cb_alt, &r2), 0);
     put(p[1]);
     ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
-    LOG_EXPECT(2);
-    /* One watcher, not two: one removal empties the loop. */
+    LOG_EXPECT(102);            /* the new callback with the new argument */
+    ck_assert_int_eq(r1.count, 0);
+    /* And back again. */
+    ck_assert_int_eq(aloop_add_reader(l, p[0], io_cb, &r1), 0);
+    put(p[1]);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+    LOG_EXPECT(102, 1);
+    ck_assert_int_eq(r2.count, 1);
+
+    /* The same for a writer; the reader is untouched by it. */
+    log_clear();
+    ck_assert_int_eq(aloop_add_writer(l, p[1], io_cb, &w1), 0);
+    ck_assert_int_eq(aloop_add_writer(l, p[1], io_cb_alt, &w2), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+    LOG_EXPECT(104);
+    ck_assert_int_eq(w1.count, 0);
+    ck_assert_int_eq(w2.bad_events, 0);
+
+    /* One watcher each, not two: one removal each empties the loop. */
     ck_assert_int_eq(aloop_remove_reader(l, p[0]), 0);
     ck_assert_int_eq(aloop_remove_reader(l, p[0]), -ENOENT);
+    ck_assert_int_eq(aloop_remove_writer(l, p[1]), 0);
+    ck_assert_int_eq(aloop_remove_writer(l, p[1]), -ENOENT);
     ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
     close_loop(l);
     close2(p);
@@ -1026,6 +1180,73 @@ START_TEST(test_remove_in_callback)
     close_loop(l);
     close2(a);
     close2(b);
+}
+END_TEST
+
+/* A watcher removed by an earlier callback of the same iteration is not
+ * called, though its fd (or signal) was ready. */
+struct remover { int rfd, wfd, sig; int rc[3]; };
+
+static void cb_remover(aloop_t *loop, void *arg)
+{
+    struct remover *m = arg;
+    log_add(1);
+    m->rc[0] = aloop_remove_reader(loop, m->rfd);
+    m->rc[1] = aloop_remove_writer(loop, m->wfd);
+    m->rc[2] = aloop_remove_signal_handler(loop, m->sig);
+}
+
+START_TEST(test_remove_from_earlier_callback)
+{
+    aloop_t *l = NEW_LOOP();
+    int p[2];
+    struct io_rec r = READER(.tag = 2), w = WRITER(.tag = 3);
+    struct remover m = { .sig = SIGUSR1, .rc = { 1, 1, 1 } };
+    install_my_handler(SIGUSR1);   /* what comes back after removal */
+    mk_pipe(p);
+    m.rfd = p[0];
+    m.wfd = p[1];
+    put(p[1]);
+    ck_assert_int_eq(aloop_add_reader(l, p[0], io_cb, &r), 0);
+    ck_assert_int_eq(aloop_add_writer(l, p[1], io_cb, &w), 0);
+    ck_assert_int_eq(aloop_add_signal_handler(l, SIGUSR1, cb_log, TAG(4)), 0);
+    ck_assert_int_gt(aloop_call_soon(l, cb_remover, &m), 0);
+    raise(SIGUSR1);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    LOG_EXPECT(1);
+    ck_assert_int_eq(m.rc[0], 0);
+    ck_assert_int_eq(m.rc[1], 0);
+    ck_assert_int_eq(m.rc[2], 0);
+    close_loop(l);
+    close2(p);
+}
+END_TEST
+
+/* Hang-up and error conditions reach the watcher that is there, with its own
+ * event: EOF to a reader, a closed reading end to a writer. */
+START_TEST(test_hangup_reported)
+{
+    aloop_t *l = NEW_LOOP();
+    int sv[2], p[2];
+    struct io_rec r = READER(.remove = 1), w = WRITER(.remove = 1);
+    mk_socketpair(sv);
+    mk_pipe(p);
+    ck_assert_int_eq(aloop_add_reader(l, sv[0], io_cb, &r), 0);
+    ck_assert_int_eq(aloop_add_writer(l, p[1], io_cb, &w), 0);
+    /* fill the pipe, so only the error can make the writer ready */
+    while (write(p[1], "xxxxxxxxxxxxxxxx", 16) > 0) {}
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+    ck_assert_int_eq(r.count + w.count, 0);
+    close(sv[1]);
+    close(p[0]);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
+    ck_assert_int_eq(r.count, 1);
+    ck_assert_uint_eq(r.events, ALOOP_READABLE);
+    ck_assert_int_eq(w.count, 1);
+    ck_assert_uint_eq(w.events, ALOOP_WRITABLE);
+    close_loop(l);
+    close(sv[0]);
+    close(p[1]);
 }
 END_TEST
 
@@ -1353,24 +1574,6 @@ START_TEST(test_signal_coalesced)
 }
 END_TEST
 
-static volatile sig_atomic_t g_my_handler_count;
-
-static void my_handler(int sig)
-{
-    (void)sig;
-    g_my_handler_count++;
-}
-
-static void install_my_handler(int sig)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = my_handler;
-    sigemptyset(&sa.sa_mask);
-    ck_assert_int_eq(sigaction(sig, &sa, NULL), 0);
-    g_my_handler_count = 0;
-}
-
 START_TEST(test_signal_remove_restores)
 {
     aloop_t *l = NEW_LOOP();
@@ -1410,6 +1613,78 @@ START_TEST(test_signal_invalid)
     ck_assert_int_eq(aloop_remove_signal_handler(l, SIGUSR1), -ENOENT);
     ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);   /* nothing registered */
     close_loop(l);
+}
+END_TEST
+
+/* Adding a handler again replaces it. */
+START_TEST(test_signal_replace)
+{
+    aloop_t *l = NEW_LOOP();
+    ck_assert_int_eq(aloop_add_signal_handler(l, SIGUSR1, cb_log, TAG(1)), 0);
+    ck_assert_int_eq(aloop_add_signal_handler(l, SIGUSR1, cb_log, TAG(2)), 0);
+    raise(SIGUSR1);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+    LOG_EXPECT(2);
+    ck_assert_int_eq(aloop_remove_signal_handler(l, SIGUSR1), 0);
+    ck_assert_int_eq(aloop_remove_signal_handler(l, SIGUSR1), -ENOENT);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    close_loop(l);
+}
+END_TEST
+
+/* Two loops in one thread are independent. */
+START_TEST(test_two_loops)
+{
+    aloop_t *a = NEW_LOOP(), *b = NEW_LOOP();
+    int p[2];
+    struct io_rec r = READER(.tag = 3, .drain = 1, .remove = 1);
+    mk_pipe(p);
+    ck_assert_int_gt(aloop_call_soon(a, cb_log, TAG(1)), 0);
+    ck_assert_int_gt(aloop_call_soon(b, cb_log, TAG(2)), 0);
+    ck_assert_int_gt(aloop_call_later(b, 1 * ALOOP_MS, cb_log, TAG(4)), 0);
+    ck_assert_int_eq(aloop_add_reader(b, p[0], io_cb, &r), 0);
+    put(p[1]);
+    sleep_ms(3);
+    ck_assert_int_eq(aloop_run(a, ALOOP_RUN_DEFAULT), 0);
+    LOG_EXPECT(1);
+    ck_assert_int_eq(aloop_run(b, ALOOP_RUN_DEFAULT), 0);
+    LOG_EXPECT(1, 2, 3, 4);
+    /* Ids belong to their loop. */
+    aloop_id_t id = aloop_call_soon(a, cb_log, TAG(5));
+    ck_assert_int_gt(id, 0);
+    ck_assert_int_eq(aloop_cancel(b, id), -ENOENT);
+    ck_assert_int_eq(aloop_run(a, ALOOP_RUN_NOWAIT), 0);
+    LOG_EXPECT(1, 2, 3, 4, 5);
+    close_loop(b);
+    close_loop(a);
+    close2(p);
+}
+END_TEST
+
+/* Two loops handling one signal both see it; the previous disposition comes
+ * back only when neither handles it any more. */
+START_TEST(test_two_loops_signal)
+{
+    aloop_t *a = NEW_LOOP(), *b = NEW_LOOP();
+    install_my_handler(SIGUSR2);
+    ck_assert_int_eq(aloop_add_signal_handler(a, SIGUSR2, cb_log, TAG(1)), 0);
+    int rc = aloop_add_signal_handler(b, SIGUSR2, cb_log, TAG(2));
+    ck_assert_msg(rc == 0, "second loop's aloop_add_signal_handler = %d (%s)", rc, aloop_strerror(rc));
+    raise(SIGUSR2);
+    ck_assert_int_eq(aloop_run(a, ALOOP_RUN_NOWAIT), 1);
+    ck_assert_int_eq(aloop_run(b, ALOOP_RUN_NOWAIT), 1);
+    LOG_EXPECT(1, 2);
+    ck_assert_int_eq(aloop_remove_signal_handler(a, SIGUSR2), 0);
+    raise(SIGUSR2);
+    ck_assert_int_eq(g_my_handler_count, 0);
+    ck_assert_int_eq(aloop_run(a, ALOOP_RUN_NOWAIT), 0);
+    ck_assert_int_eq(aloop_run(b, ALOOP_RUN_NOWAIT), 1);
+    LOG_EXPECT(1, 2, 2);
+    close_loop(b);      /* drops b's handler too */
+    raise(SIGUSR2);
+    ck_assert_int_eq(g_my_handler_count, 1);
+    LOG_EXPECT(1, 2, 2);
+    close_loop(a);
 }
 END_TEST
 
@@ -1672,6 +1947,16 @@ START_TEST(test_stop_from_callback)
     ck_assert_int_eq(aloop_cancel(l, far), 0);
     ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
     LOG_EXPECT(11, 12, 14);
+
+    /* NOWAIT stopped from a callback returns 0 although work remains. */
+    log_clear();
+    far = aloop_call_later(l, 10 * ALOOP_SEC, cb_log, TAG(99));
+    ck_assert_int_gt(far, 0);
+    ck_assert_int_gt(aloop_call_soon(l, cb_stopper, TAG(20)), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    LOG_EXPECT(21);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+    LOG_EXPECT(21, 24);
     close_loop(l);
 }
 END_TEST
@@ -1873,6 +2158,64 @@ START_TEST(test_close_null)
 }
 END_TEST
 
+/* After fork() the child closes the loop it inherited (and may make its own);
+ * that changes nothing the parent's loop relies on, even a shared epoll
+ * instance. */
+static int fork_child(aloop_t *inherited, const char *be)
+{
+    int n = 0;
+    aloop_t *own = NULL;
+    if (aloop_get_event_loop() != inherited)
+        return 10;
+    if (aloop_close(inherited) != 0)
+        return 11;
+    if (aloop_new(&own, be) != 0)
+        return 12;
+    if (aloop_call_soon(own, cb_count, &n) <= 0 || aloop_run(own, ALOOP_RUN_DEFAULT) != 0 || n != 1)
+        return 13;
+    if (aloop_close(own) != 0)
+        return 14;
+    return 0;
+}
+
+START_TEST(test_fork_child_closes_inherited)
+{
+    aloop_t *l = NEW_LOOP();
+    int p[2], q[2], status = 0, fired = 0;
+    struct io_rec r = READER(.drain = 1), w = WRITER(.remove = 1);
+    mk_pipe(p);
+    mk_pipe(q);
+    ck_assert_int_eq(aloop_add_reader(l, p[0], io_cb, &r), 0);
+    ck_assert_int_eq(aloop_add_writer(l, q[1], io_cb, &w), 0);
+    ck_assert_int_gt(aloop_call_later(l, 5 * ALOOP_MS, cb_count, &fired), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);   /* everything is registered */
+    ck_assert_int_eq(w.count, 1);
+    ck_assert_int_eq(aloop_add_writer(l, q[1], io_cb, &w), 0);
+    aloop_set_event_loop(l);
+
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(fork_child(l, BE));
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child: status %#x (exit code 10+k: step k of fork_child failed)", status);
+
+    put(p[1]);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_ONCE), 1);
+    ck_assert_int_eq(r.count, 1);
+    ck_assert_int_eq(w.count, 2);
+    ck_assert_int_eq(aloop_remove_writer(l, q[1]), 0);
+    ck_assert_int_eq(aloop_remove_reader(l, p[0]), 0);
+    /* The timer, too, still works; then nothing is left. */
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
+    ck_assert_int_eq(fired, 1);
+    close_loop(l);
+    close2(p);
+    close2(q);
+}
+END_TEST
+
 /* ======================================================================== */
 /* The current loop                                                         */
 /* ======================================================================== */
@@ -2021,6 +2364,9 @@ START_TEST(test_backend_env)
     ck_assert_int_eq(aloop_new(&l, "nope"), -ENOENT);
     ck_assert_int_eq(setenv("ALOOP_BACKEND", "nope", 1), 0);
     ck_assert_int_eq(aloop_new(&l, NULL), -ENOENT);
+    /* The current loop cannot be created either. */
+    aloop_set_event_loop(NULL);
+    ck_assert_ptr_null(aloop_get_event_loop());
     /* An explicit name wins over the variable. */
     l = new_loop(BE);
     ck_assert_str_eq(aloop_backend(l), BE);
@@ -2045,7 +2391,7 @@ START_TEST(test_backends_list)
     ck_assert(in_list(list, "poll"));
     ck_assert(in_list(list, "epoll"));
 #endif
-    ck_assert_msg(in_list(list, BE), "backend %s works but is not listed", BE);
+    ck_assert_msg(in_list(list, BE), "backend %s is not listed by aloop_backends()", BE);
     ck_assert_str_eq(aloop_version(), ALOOP_VERSION_STRING);
 }
 END_TEST
@@ -2176,11 +2522,14 @@ static void add_all_tests(TCase *tc, int i)
         test_cancel_self,
         test_ids_positive_distinct,
         test_set_priority,
+        test_set_priority_during_iteration,
         test_timer_deadline_order,
         test_timer_equal_deadlines_fifo,
+        test_relative_deadline_cached_clock,
         test_timer_never_early,
         test_call_at,
         test_call_every,
+        test_call_every_no_burst,
         test_call_every_zero_interval,
         test_now_cached_per_iteration,
         test_reader_pipe,
@@ -2188,7 +2537,9 @@ static void add_all_tests(TCase *tc, int i)
         test_reader_writer_independent,
         test_reader_replace,
         test_remove_in_callback,
+        test_remove_from_earlier_callback,
         test_remove_without_watcher,
+        test_hangup_reported,
         test_io_priority,
         test_many_fds,
         test_fd_closed_while_watched,
@@ -2199,6 +2550,9 @@ static void add_all_tests(TCase *tc, int i)
         test_signal_coalesced,
         test_signal_remove_restores,
         test_signal_invalid,
+        test_signal_replace,
+        test_two_loops,
+        test_two_loops_signal,
         test_signal_from_other_thread,
         test_threadsafe_many,
         test_threadsafe_wakes_loop,
@@ -2211,6 +2565,7 @@ static void add_all_tests(TCase *tc, int i)
         test_run_bad_args,
         test_close_drops_pending,
         test_close_null,
+        test_fork_child_closes_inherited,
         test_current_loop,
         test_backend_by_name,
         test_backend_env,

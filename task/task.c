@@ -1,0 +1,904 @@
+/* task.c -- tasks: stackful coroutines scheduled through the loop's ready
+ * queue.
+ *
+ * A task runs only inside a callback of its loop (or of aloop_close()).  To
+ * wait, it registers what will wake it -- a call slot in the ready queue
+ * (yield, a finished join), a timer slot (sleep, a timeout), a reader or
+ * writer (an fd) -- all at the task's priority, and switches back to the
+ * callback that resumed it.  The waking callback switches into the task
+ * again.  So a task is ordered against other ready work exactly as a
+ * callback of its priority, and nothing but the core's pooled call slots is
+ * allocated per wait; task structs and stacks are pooled per loop.
+ *
+ * The slots are filled here directly, not through aloop_call_soon(): no id
+ * lookup, and no context captured (the task carries its own context and
+ * swaps it in and out itself).
+ *
+ * Per-loop state lives in a registry keyed by the loop (the core knows
+ * nothing of tasks), found through a per-thread cache; aloop_close() calls
+ * aloop__tasks_close() to cancel and reclaim. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "task.h"
+
+#ifdef ALOOP__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef ALOOP__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+#define DEFAULT_STACK ((size_t)64 << 10)
+#define CLOSE_WAITS 64              /* waits a task may make while its loop closes */
+#define TASKS_PER_CHUNK 64
+
+/* what a suspended task waits for */
+enum {
+    W_RUNNING,      /* not suspended */
+    W_SOON,         /* a resume call is queued (start, yield, join done, cancel) */
+    W_TIMER,        /* sleep: a timer slot */
+    W_FD,           /* a reader and/or writer, maybe a timeout timer */
+    W_JOIN,         /* on another task's joiner list */
+    W_DONE,         /* fn returned: switched away for good */
+    W_ABANDONED,    /* left suspended by aloop_close() */
+};
+
+enum {
+    F_STARTED = 1,
+    F_DONE = 2,
+    F_DETACHED = 4,     /* no handle: reclaim when done */
+    F_CANCEL = 8,       /* deliver -ECANCELED at the next wait */
+    F_OUTSIDE = 16,     /* joined from outside: stop the loop when done */
+    F_CLOSING = 32,     /* its loop is closing: waits answer at once */
+};
+
+struct aloop_task {
+    struct aloop__fctx self;        /* the task, while suspended */
+    struct aloop__fctx back;        /* whoever resumed it, while it runs */
+    struct aloop__stack *stack;
+    struct aloop__tasks *ts;
+    aloop_t *loop;
+    struct aloop__cmap *ctx;        /* its context while suspended */
+    aloop_task_fn fn;
+    void *arg;
+    void *result;
+    int wait_rc;                    /* what the current wait returns */
+    int8_t prio;
+    uint8_t wait;
+    uint8_t flags;
+    uint8_t close_waits;
+    aloop_id_t timer;               /* sleep / timeout slot, or 0 */
+    int fd;
+    unsigned fd_events;
+    struct aloop_task *next, *prev; /* the loop's unfinished tasks; free list */
+    struct aloop_task *joiners;     /* tasks joining this one */
+    struct aloop_task *jnext, *jprev, *jtarget;
+    struct aloop__stack_pool *pool;
+#ifdef ALOOP__ASAN
+    void *asan_fake;
+    const void *back_bottom;
+    size_t back_size;
+#endif
+#ifdef ALOOP__TSAN
+    void *tsan_fiber, *tsan_back;
+#endif
+};
+
+struct task_chunk {
+    struct task_chunk *next;
+    struct aloop_task t[TASKS_PER_CHUNK];
+};
+
+struct pool_node {
+    struct pool_node *next;
+    struct aloop__stack_pool pool;
+};
+
+struct aloop__tasks {
+    struct aloop__tasks *next;      /* the registry */
+    aloop_t *loop;
+    struct pool_node *pools;        /* current size first; older sizes after */
+    size_t stack_size;
+    struct aloop_task *live;        /* not done */
+    struct aloop_task *abandoned;
+    struct aloop_task *free;
+    struct task_chunk *chunks;
+    int closing;
+};
+
+/* ---- the registry of per-loop state ---------------------------------------- */
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct aloop__tasks *reg;
+static atomic_ulong reg_gen = 1;    /* bumped when an entry goes */
+
+static __thread struct {
+    aloop_t *loop;
+    struct aloop__tasks *ts;
+    unsigned long gen;
+} cache __attribute__((tls_model("initial-exec")));
+
+static struct aloop__tasks *tasks_new(aloop_t *loop)
+{
+    struct aloop__tasks *ts = calloc(1, sizeof *ts);
+    struct pool_node *pn = malloc(sizeof *pn);
+    if (!ts || !pn || aloop__stack_pool_init(&pn->pool, DEFAULT_STACK) < 0) {
+        free(ts);
+        free(pn);
+        return NULL;
+    }
+    pn->next = NULL;
+    ts->pools = pn;
+    ts->stack_size = DEFAULT_STACK;
+    ts->loop = loop;
+    return ts;
+}
+
+static struct aloop__tasks *tasks_of(aloop_t *loop, int create)
+{
+    unsigned long g = atomic_load_explicit(&reg_gen, memory_order_acquire);
+    if (likely(cache.loop == loop && cache.gen == g))
+        return cache.ts;
+    pthread_mutex_lock(&reg_lock);
+    struct aloop__tasks *ts = reg;
+    while (ts && ts->loop != loop)
+        ts = ts->next;
+    if (!ts && create && (ts = tasks_new(loop)) != NULL) {
+        ts->next = reg;
+        reg = ts;
+    }
+    pthread_mutex_unlock(&reg_lock);
+    if (ts) {
+        cache.loop = loop;
+        cache.ts = ts;
+        cache.gen = g;
+    }
+    return ts;
+}
+
+static void tasks_unregister(struct aloop__tasks *ts)
+{
+    pthread_mutex_lock(&reg_lock);
+    for (struct aloop__tasks **p = &reg; *p; p = &(*p)->next)
+        if (*p == ts) {
+            *p = ts->next;
+            break;
+        }
+    atomic_fetch_add_explicit(&reg_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&reg_lock);
+    if (cache.ts == ts)
+        cache.loop = NULL;
+}
+
+/* ---- task structs ---------------------------------------------------------- */
+
+static struct aloop_task *task_alloc(struct aloop__tasks *ts)
+{
+    if (unlikely(!ts->free)) {
+        struct task_chunk *c = malloc(sizeof *c);
+        if (!c)
+            return NULL;
+        c->next = ts->chunks;
+        ts->chunks = c;
+        for (int i = TASKS_PER_CHUNK - 1; i >= 0; i--) {
+            c->t[i].next = ts->free;
+            ts->free = &c->t[i];
+        }
+    }
+    struct aloop_task *t = ts->free;
+    ts->free = t->next;
+    return t;
+}
+
+static void task_free(struct aloop_task *t)
+{
+    struct aloop__tasks *ts = t->ts;
+    t->flags = 0;
+    t->loop = NULL;
+    t->next = ts->free;
+    ts->free = t;
+}
+
+static void live_unlink(struct aloop_task *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        t->ts->live = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->next = t->prev = NULL;
+}
+
+/* ---- switching --------------------------------------------------------------- */
+
+static inline void enter_fiber(struct aloop_task *t)
+{
+#ifdef ALOOP__ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(&fake, t->stack->lo, (size_t)(t->stack->top - t->stack->lo));
+#endif
+#ifdef ALOOP__TSAN
+    t->tsan_back = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(t->tsan_fiber, 0);
+#endif
+    aloop__fiber_jump(&t->back, &t->self);
+#ifdef ALOOP__ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+}
+
+/* In the task: switch back to whoever resumed it. */
+static inline void leave_fiber(struct aloop_task *t)
+{
+#ifdef ALOOP__ASAN
+    __sanitizer_start_switch_fiber(t->wait == W_DONE ? NULL : &t->asan_fake, t->back_bottom,
+                                   t->back_size);
+#endif
+#ifdef ALOOP__TSAN
+    __tsan_switch_to_fiber(t->tsan_back, 0);
+#endif
+    aloop__fiber_jump(&t->self, &t->back);
+#ifdef ALOOP__ASAN
+    __sanitizer_finish_switch_fiber(t->asan_fake, &t->back_bottom, &t->back_size);
+#endif
+}
+
+static inline const void *saved_sp(const struct aloop_task *t)
+{
+#ifdef ALOOP_TASK_UCONTEXT
+    return t->stack->top;       /* the zone check still runs */
+#else
+    return t->self.sp;
+#endif
+}
+
+static void after_exit(struct aloop_task *t);
+
+/* On the resumer's side: run t until it waits again or finishes. */
+static inline __attribute__((always_inline)) void run_task(struct aloop_task *t)
+{
+    struct aloop__tls *tl = &aloop__tls;
+    aloop_task_t *prev_task = tl->task;
+    struct aloop__cmap *prev_ctx = tl->ctx;
+    tl->task = t;
+    tl->ctx = t->ctx;
+    t->wait = W_RUNNING;
+    t->flags |= F_STARTED;
+    enter_fiber(t);
+    t->ctx = tl->ctx;
+    tl->ctx = prev_ctx;
+    tl->task = prev_task;
+    aloop__stack_check(t->stack, saved_sp(t));
+    if (unlikely(t->wait >= W_DONE))
+        after_exit(t);
+}
+
+static inline int suspend(struct aloop_task *t, uint8_t wait)
+{
+    t->wait = wait;
+    leave_fiber(t);
+    return t->wait_rc;
+}
+
+static void resume_cb(aloop_t *loop, void *arg)
+{
+    (void)loop;
+    run_task(arg);
+}
+
+/* Queue a resume of t at its priority (the start, a yield, a wake-up). */
+static inline __attribute__((always_inline)) int queue_resume(struct aloop_task *t)
+{
+    aloop_t *loop = t->loop;
+    uint32_t idx = aloop__slot_alloc(loop);
+    if (unlikely(idx == UINT32_MAX))
+        return -ENOMEM;
+    struct aloop__call *c = aloop__slot(loop, idx);
+    c->cb = resume_cb;
+    c->arg = t;
+    c->ctx = NULL;
+    c->prio = t->prio;
+    c->kind = K_CALL;
+    if (unlikely(aloop__enqueue(loop, idx) < 0)) {
+        aloop__slot_free(loop, idx);
+        return -ENOMEM;
+    }
+    aloop__notify(loop);
+    return 0;
+}
+
+/* A timer slot at the task's priority calling cb(loop, t) at `when`. */
+static aloop_id_t arm_timer(struct aloop_task *t, uint64_t when, aloop_cb cb)
+{
+    aloop_t *loop = t->loop;
+    uint32_t idx = aloop__slot_alloc(loop);
+    if (unlikely(idx == UINT32_MAX))
+        return -ENOMEM;
+    struct aloop__call *c = aloop__slot(loop, idx);
+    c->cb = cb;
+    c->arg = t;
+    c->ctx = NULL;
+    c->prio = t->prio;
+    c->kind = K_TIMER;
+    if (unlikely(aloop__heap_insert(loop, idx, when) < 0)) {
+        aloop__slot_free(loop, idx);
+        return -ENOMEM;
+    }
+    aloop__notify(loop);
+    return aloop__slot_id(loop, idx);
+}
+
+static uint64_t deadline(uint64_t ns)
+{
+    uint64_t now = aloop__clock();
+    return ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+}
+
+static void fd_unwatch(struct aloop_task *t)
+{
+    if (t->fd_events & ALOOP_READABLE)
+        aloop_remove_reader(t->loop, t->fd);
+    if (t->fd_events & ALOOP_WRITABLE)
+        aloop_remove_writer(t->loop, t->fd);
+    t->fd_events = 0;
+}
+
+static void joiner_unlink(struct aloop_task *j)
+{
+    struct aloop_task *target = j->jtarget;
+    if (j->jprev)
+        j->jprev->jnext = j->jnext;
+    else
+        target->joiners = j->jnext;
+    if (j->jnext)
+        j->jnext->jprev = j->jprev;
+    j->jnext = j->jprev = j->jtarget = NULL;
+}
+
+/* Take back what a suspended task registered for its wait. */
+static void undo_wait(struct aloop_task *t)
+{
+    if (t->timer) {
+        aloop_cancel(t->loop, t->timer);
+        t->timer = 0;
+    }
+    if (t->wait == W_FD)
+        fd_unwatch(t);
+    else if (t->wait == W_JOIN)
+        joiner_unlink(t);
+}
+
+/* ---- the life of a task ---------------------------------------------------- */
+
+static void wake_joiners(struct aloop_task *t)
+{
+    struct aloop_task *j;
+    while ((j = t->joiners) != NULL) {
+        joiner_unlink(j);
+        j->wait_rc = 0;
+        j->wait = W_SOON;
+        if (queue_resume(j) < 0)
+            j->flags |= F_CANCEL;   /* out of memory: left waiting, cancelled */
+    }
+}
+
+static void task_main(void *arg)
+{
+    struct aloop_task *t = arg;
+#ifdef ALOOP__ASAN
+    __sanitizer_finish_switch_fiber(NULL, &t->back_bottom, &t->back_size);
+#endif
+    t->result = t->fn(t->arg);
+    t->flags |= F_DONE;
+    wake_joiners(t);
+    t->wait = W_DONE;
+    leave_fiber(t);
+    __builtin_trap();   /* never resumed */
+}
+
+/* Everything but the handle goes back: stack, context, fiber. */
+static void reclaim(struct aloop_task *t)
+{
+    live_unlink(t);
+    aloop__stack_put(t->pool, t->stack);
+    t->stack = NULL;
+    struct aloop__cmap *ctx = t->ctx;
+    t->ctx = NULL;
+#ifdef ALOOP__TSAN
+    __tsan_destroy_fiber(t->tsan_fiber);
+    t->tsan_fiber = NULL;
+#endif
+    aloop__cmap_release(ctx);       /* may run free_value: last */
+}
+
+static void after_exit(struct aloop_task *t)
+{
+    if (t->wait == W_ABANDONED) {
+        live_unlink(t);
+        t->next = t->ts->abandoned;
+        t->ts->abandoned = t;
+        return;
+    }
+    if (t->flags & F_OUTSIDE)
+        atomic_store(&t->loop->stop, 1);    /* the joiner's aloop_run returns */
+    int detached = t->flags & F_DETACHED;
+    reclaim(t);
+    if (detached)
+        task_free(t);
+}
+
+int aloop_spawn_prio(aloop_t *loop, aloop_task_t **out, int prio, aloop_task_fn fn, void *arg)
+{
+    if (out)
+        *out = NULL;
+    if (unlikely(!loop || !fn || !aloop__prio_ok(prio)))
+        return -EINVAL;
+    struct aloop_task *cur = aloop__tls.task;
+    struct aloop__tasks *ts = cur && cur->loop == loop ? cur->ts : tasks_of(loop, 1);
+    if (unlikely(!ts))
+        return -ENOMEM;
+    if (unlikely(ts->closing))
+        return -ECANCELED;
+    struct aloop_task *t = task_alloc(ts);
+    if (unlikely(!t))
+        return -ENOMEM;
+    struct aloop__stack_pool *pool = &ts->pools->pool;
+    struct aloop__stack *s = aloop__stack_get(pool);
+    if (unlikely(!s)) {
+        t->next = ts->free;
+        ts->free = t;
+        return -ENOMEM;
+    }
+    t->stack = s;
+    t->pool = pool;
+    t->ts = ts;
+    t->loop = loop;
+    t->fn = fn;
+    t->arg = arg;
+    t->result = NULL;
+    t->wait_rc = 0;
+    t->prio = (int8_t)prio;
+    t->wait = W_SOON;
+    t->flags = out ? 0 : F_DETACHED;
+    t->timer = 0;
+    t->fd_events = 0;
+    t->joiners = t->jnext = t->jprev = t->jtarget = NULL;
+#ifdef ALOOP_TASK_UCONTEXT
+    t->back.uc = aloop__stack_uc(s, 1);
+    aloop__fiber_make(&t->self, s->lo, s->top, aloop__stack_uc(s, 0), task_main, t);
+#else
+    aloop__fiber_make(&t->self, s->lo, s->top, NULL, task_main, t);
+#endif
+#ifdef ALOOP__TSAN
+    t->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    if (unlikely(queue_resume(t) < 0)) {
+#ifdef ALOOP__TSAN
+        __tsan_destroy_fiber(t->tsan_fiber);
+#endif
+        aloop__stack_put(pool, s);
+        t->next = ts->free;
+        ts->free = t;
+        return -ENOMEM;
+    }
+    t->ctx = aloop__cmap_retain(aloop__tls.ctx);
+    t->prev = NULL;
+    t->next = ts->live;
+    if (ts->live)
+        ts->live->prev = t;
+    ts->live = t;
+    if (out)
+        *out = t;
+    return 0;
+}
+
+int aloop_spawn(aloop_t *loop, aloop_task_t **task, aloop_task_fn fn, void *arg)
+{
+    return aloop_spawn_prio(loop, task, ALOOP_PRIO_DEFAULT, fn, arg);
+}
+
+aloop_task_t *aloop_current_task(void)
+{
+    return aloop__tls.task;
+}
+
+aloop_t *aloop_task_loop(const aloop_task_t *t)
+{
+    return t ? t->loop : NULL;
+}
+
+int aloop_task_done(const aloop_task_t *t)
+{
+    return t && (t->flags & F_DONE) ? 1 : 0;
+}
+
+void aloop_task_release(aloop_task_t *t)
+{
+    if (!t)
+        return;
+    if (t->flags & F_DONE)
+        task_free(t);
+    else
+        t->flags |= F_DETACHED;
+}
+
+int aloop_task_cancel(aloop_task_t *t)
+{
+    if (!t)
+        return -EINVAL;
+    if (t->flags & F_DONE)
+        return 0;
+    switch (t->wait) {
+    case W_TIMER:
+    case W_FD:
+    case W_JOIN:
+        if (queue_resume(t) < 0)
+            break;              /* out of memory: deliver at the next wait */
+        undo_wait(t);
+        t->wait = W_SOON;
+        t->wait_rc = -ECANCELED;
+        return 0;
+    case W_SOON:
+        if (t->flags & F_STARTED) {
+            t->wait_rc = -ECANCELED;    /* the wait it is in */
+            return 0;
+        }
+        break;                  /* not started: its first wait */
+    default:
+        break;                  /* running: its next wait */
+    }
+    t->flags |= F_CANCEL;
+    return 0;
+}
+
+/* ---- waiting --------------------------------------------------------------- */
+
+/* Before a task waits: a pending cancel or a closing loop answer at once.
+ * Returns 0 to go on and wait. */
+static __attribute__((noinline, cold)) int wait_refused(struct aloop_task *t)
+{
+    if (t->flags & F_CANCEL) {
+        t->flags &= (uint8_t)~F_CANCEL;
+        return -ECANCELED;
+    }
+    if (t->close_waits) {
+        t->close_waits--;
+        return -ECANCELED;
+    }
+    suspend(t, W_ABANDONED);            /* never comes back */
+    __builtin_trap();
+}
+
+static inline int wait_check(struct aloop_task *t)
+{
+    if (unlikely(t->flags & (F_CANCEL | F_CLOSING)))
+        return wait_refused(t);
+    return 0;
+}
+
+int aloop_yield(void)
+{
+    struct aloop_task *t = aloop__tls.task;
+    if (unlikely(!t))
+        return -EPERM;
+    int r = wait_check(t);
+    if (unlikely(r))
+        return r;
+    if (unlikely((r = queue_resume(t)) < 0))
+        return r;
+    t->wait_rc = 0;
+    return suspend(t, W_SOON);
+}
+
+static void timer_cb(aloop_t *loop, void *arg)
+{
+    (void)loop;
+    struct aloop_task *t = arg;
+    t->timer = 0;
+    if (t->wait == W_FD) {
+        fd_unwatch(t);
+        t->wait_rc = -ETIMEDOUT;
+    }
+    run_task(t);
+}
+
+int aloop_sleep(uint64_t ns)
+{
+    struct aloop_task *t = aloop__tls.task;
+    if (unlikely(!t))
+        return -EPERM;
+    if (ns == 0)
+        return aloop_yield();
+    int r = wait_check(t);
+    if (unlikely(r))
+        return r;
+    aloop_id_t id = arm_timer(t, deadline(ns), timer_cb);
+    if (unlikely(id < 0))
+        return (int)id;
+    t->timer = id;
+    t->wait_rc = 0;
+    return suspend(t, W_TIMER);
+}
+
+static void fd_cb(aloop_t *loop, int fd, unsigned events, void *arg)
+{
+    (void)fd;
+    struct aloop_task *t = arg;
+    fd_unwatch(t);
+    if (t->timer) {
+        aloop_cancel(loop, t->timer);
+        t->timer = 0;
+    }
+    t->wait_rc = (int)events;
+    run_task(t);
+}
+
+int aloop_wait_fd(int fd, unsigned events, uint64_t timeout_ns)
+{
+    struct aloop_task *t = aloop__tls.task;
+    if (unlikely(!t))
+        return -EPERM;
+    if (!events || (events & ~(unsigned)(ALOOP_READABLE | ALOOP_WRITABLE)))
+        return -EINVAL;
+    if (fd < 0)
+        return -EBADF;
+    int r = wait_check(t);
+    if (unlikely(r))
+        return r;
+    aloop_t *loop = t->loop;
+    if (fd < loop->nfds_cap && (loop->fds[fd].want & events))
+        return -EBUSY;
+    t->fd = fd;
+    t->fd_events = 0;
+    if (events & ALOOP_READABLE) {
+        if ((r = aloop_add_reader(loop, fd, fd_cb, t)) < 0)
+            return r;
+        t->fd_events = ALOOP_READABLE;
+    }
+    if (events & ALOOP_WRITABLE) {
+        if ((r = aloop_add_writer(loop, fd, fd_cb, t)) < 0) {
+            fd_unwatch(t);
+            return r;
+        }
+        t->fd_events |= ALOOP_WRITABLE;
+    }
+    if (loop->fds[fd].prio != t->prio)
+        aloop_set_io_priority(loop, fd, t->prio);
+    t->timer = 0;
+    if (timeout_ns) {
+        aloop_id_t id = arm_timer(t, deadline(timeout_ns), timer_cb);
+        if (id < 0) {
+            fd_unwatch(t);
+            return (int)id;
+        }
+        t->timer = id;
+    }
+    return suspend(t, W_FD);
+}
+
+/* A task waiting on an fd that aloop_fd_close() closes: -EBADF. */
+static void wake_closed(struct aloop_task *t)
+{
+    int queued = queue_resume(t) == 0;
+    undo_wait(t);
+    t->wait = W_SOON;
+    t->wait_rc = -EBADF;
+    if (!queued)
+        t->flags |= F_CANCEL;   /* out of memory: it cannot be woken */
+}
+
+int aloop_fd_close(aloop_t *loop, int fd)
+{
+    if (!loop)
+        return -EINVAL;
+    if (fd < 0)
+        return -EBADF;
+    if (fd < loop->nfds_cap) {
+        struct aloop__fd *f = &loop->fds[fd];
+        struct aloop_task *rt = (f->want & ALOOP_READABLE) && f->rcb == fd_cb ? f->rarg : NULL;
+        struct aloop_task *wt = (f->want & ALOOP_WRITABLE) && f->wcb == fd_cb ? f->warg : NULL;
+        if (rt)
+            wake_closed(rt);
+        if (wt && wt != rt)
+            wake_closed(wt);
+        if (loop->fds[fd].want & ALOOP_READABLE)
+            aloop_remove_reader(loop, fd);
+        if (loop->fds[fd].want & ALOOP_WRITABLE)
+            aloop_remove_writer(loop, fd);
+    }
+    return close(fd) < 0 ? -errno : 0;
+}
+
+/* ---- joining ------------------------------------------------------------------ */
+
+static int join_result(const struct aloop_task *t, void **result, int *own)
+{
+    void *r = t->result;
+    if ((uintptr_t)r >= (uintptr_t)-4095) {
+        if (result)
+            *result = NULL;
+        *own = 1;
+        return (int)(intptr_t)r;
+    }
+    if (result)
+        *result = r;
+    return 0;
+}
+
+/* *own: whether an error is the task's own (else the join's). */
+static int join(struct aloop_task *t, void **result, int *own)
+{
+    *own = 0;
+    if (!t)
+        return -EINVAL;
+    struct aloop_task *self = aloop__tls.task;
+    if (!(t->flags & F_DONE)) {
+        if (self) {
+            if (t == self)
+                return -EDEADLK;
+            if (t->loop != self->loop)
+                return -EXDEV;
+            int r = wait_check(self);
+            if (r)
+                return r;
+            self->jtarget = t;
+            self->jprev = NULL;
+            self->jnext = t->joiners;
+            if (t->joiners)
+                t->joiners->jprev = self;
+            t->joiners = self;
+            self->wait_rc = 0;
+            if ((r = suspend(self, W_JOIN)) < 0)
+                return r;
+        } else {
+            aloop_t *loop = t->loop;
+            if (loop->running)
+                return -EBUSY;
+            t->flags |= F_OUTSIDE;
+            int r = aloop_run(loop, ALOOP_RUN_DEFAULT);
+            t->flags &= (uint8_t)~F_OUTSIDE;
+            if (!(t->flags & F_DONE)) {
+                if (r < 0)
+                    return r;
+                return aloop__alive(loop) ? -EINTR : -EDEADLK;
+            }
+        }
+    }
+    return join_result(t, result, own);
+}
+
+int aloop_task_join(aloop_task_t *t, void **result)
+{
+    int own;
+    return join(t, result, &own);
+}
+
+int aloop_gather(aloop_task_t **tasks, size_t n, void **results)
+{
+    if (!tasks && n)
+        return -EINVAL;
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *r = NULL;
+        int own;
+        int e = join(tasks[i], &r, &own);
+        if (results)
+            results[i] = r;
+        if (e < 0 && !first)
+            first = e;
+        if (e < 0 && !own && tasks[i])
+            return e;   /* the join itself failed (cancelled, loop stopped, ...) */
+    }
+    return first;
+}
+
+int aloop_set_task_stack_size(aloop_t *loop, size_t bytes)
+{
+    if (!loop || bytes < 16384 || bytes > ((size_t)1 << 30))
+        return -EINVAL;
+    struct aloop__tasks *ts = tasks_of(loop, 1);
+    if (!ts)
+        return -ENOMEM;
+    size_t size = aloop__stack_round(bytes);
+    ts->stack_size = size;
+    /* stacks in use go back to the pool they came from; a size used
+     * before brings its pool to the front */
+    for (struct pool_node **p = &ts->pools; *p; p = &(*p)->next)
+        if ((*p)->pool.size == size) {
+            struct pool_node *pn = *p;
+            *p = pn->next;
+            pn->next = ts->pools;
+            ts->pools = pn;
+            return 0;
+        }
+    struct pool_node *pn = malloc(sizeof *pn);
+    if (!pn)
+        return -ENOMEM;
+    int r = aloop__stack_pool_init(&pn->pool, size);
+    if (r < 0) {
+        free(pn);
+        return r;
+    }
+    pn->next = ts->pools;
+    ts->pools = pn;
+    return 0;
+}
+
+/* ---- closing ------------------------------------------------------------------ */
+
+/* Drop the contexts the core's pending slots hold: aloop_close() frees the
+ * slots without calling them. */
+static void release_slot_contexts(aloop_t *loop)
+{
+    const struct aloop__ctx_ops *ops = atomic_load_explicit(&aloop__ctx, memory_order_relaxed);
+    if (!ops)
+        return;
+    uint32_t n = loop->slab.nchunks << ALOOP__CHUNK_SHIFT;
+    for (uint32_t i = 0; i < n; i++) {
+        struct aloop__call *c = aloop__slot(loop, i);
+        if (c->ctx) {
+            void *ctx = c->ctx;
+            c->ctx = NULL;
+            ops->release(ctx);
+        }
+    }
+}
+
+void aloop__tasks_close(aloop_t *loop)
+{
+    struct aloop__tasks *ts = tasks_of(loop, 0);
+    if (ts) {
+        ts->closing = 1;
+        struct aloop_task *t;
+        while ((t = ts->live) != NULL) {
+            if (!(t->flags & F_STARTED)) {
+                /* never ran: nothing on its stack */
+                t->flags |= F_DONE;
+                wake_joiners(t);
+                reclaim(t);
+                continue;
+            }
+            if (t->wait == W_RUNNING) {
+                /* cannot be (close refuses while the loop runs); keep going */
+                live_unlink(t);
+                t->next = ts->abandoned;
+                ts->abandoned = t;
+                continue;
+            }
+            if (t->wait != W_SOON)
+                undo_wait(t);
+            t->wait_rc = -ECANCELED;
+            t->close_waits = CLOSE_WAITS;
+            t->flags |= F_CLOSING;
+            run_task(t);    /* it finishes, or is left in ts->abandoned */
+        }
+        for (t = ts->abandoned; t; t = t->next) {
+            struct aloop__cmap *ctx = t->ctx;
+            t->ctx = NULL;
+#ifdef ALOOP__TSAN
+            __tsan_destroy_fiber(t->tsan_fiber);
+#endif
+            aloop__cmap_release(ctx);
+        }
+        tasks_unregister(ts);
+        while (ts->chunks) {
+            struct task_chunk *c = ts->chunks;
+            ts->chunks = c->next;
+            free(c);
+        }
+        while (ts->pools) {
+            struct pool_node *pn = ts->pools;
+            ts->pools = pn->next;
+            aloop__stack_pool_fini(&pn->pool);
+            free(pn);
+        }
+        free(ts);
+    }
+    release_slot_contexts(loop);
+}

@@ -1,0 +1,19 @@
+/* fault_setuid.c -- helper of test_fault's set-uid test: prints the backend
+ * that aloop_new(NULL) picks, or "error N".  Linked statically with libaloop,
+ * since a set-uid program ignores LD_LIBRARY_PATH. */
+#include <stdio.h>
+
+#include "aloop.h"
+
+int main(void)
+{
+    aloop_t *l = NULL;
+    int r = aloop_new(&l, NULL);
+    if (r < 0) {
+        printf("error %d\n", r);
+        return 0;
+    }
+    printf("%s\n", aloop_backend(l));
+    aloop_close(l);
+    return 0;
+}
