@@ -311,7 +311,10 @@ static void timer_arm(struct ub *b, int64_t ns)
     if (uv_is_active((uv_handle_t *)&b->timer) && due == b->timer_due)
         return;
     b->timer_due = due;
-    uv_timer_start(&b->timer, nop_timer, ms, 0);
+    /* repeating: if the deadline's millisecond passes before uv_run polls,
+     * libuv runs the timer before the poll and would then block with no
+     * timer left (epoll_wait(-1)); a repeat keeps one armed */
+    uv_timer_start(&b->timer, nop_timer, ms, ms);
 }
 
 static int ub_wait(aloop_t *loop, int64_t timeout_ns)

@@ -2034,6 +2034,22 @@ START_TEST(test_run_return_values)
 }
 END_TEST
 
+/* Regression: aloop-libuv armed a one-shot uv_timer for a sub-millisecond
+ * wait; when the millisecond ticked over before uv_run polled, libuv ran the
+ * timer first and then blocked in epoll_wait(-1) with aloop's timer due. */
+START_TEST(test_short_timers_never_hang)
+{
+    aloop_t *l = NEW_LOOP();
+    int n = 0;
+    for (int k = 0; k < 1500; k++) {
+        ck_assert_int_gt(aloop_call_later(l, (uint64_t)(k % 7) * 50 * ALOOP_US, cb_count, &n), 0);
+        ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
+    }
+    ck_assert_int_eq(n, 1500);
+    close_loop(l);
+}
+END_TEST
+
 START_TEST(test_run_once_waits_for_timer)
 {
     aloop_t *l = NEW_LOOP();
@@ -2561,6 +2577,7 @@ static void add_all_tests(TCase *tc, int i)
         test_stop_before_run,
         test_run_return_values,
         test_run_once_waits_for_timer,
+        test_short_timers_never_hang,
         test_nested_run_and_close,
         test_run_bad_args,
         test_close_drops_pending,

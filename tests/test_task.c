@@ -1569,10 +1569,12 @@ static void add_all_tests(TCase *tc, int i)
  * process (for leak checkers). */
 static void add_overflow_tests(TCase *tc, int i)
 {
-    /* A guarded overflow faults on the guard page; under ASan (TSan) its
-     * SEGV handler reports a stack overflow and exits with 1 (66). */
+    /* A guarded overflow faults on the guard page.  Under ASan its SEGV
+     * handler would report the (expected) overflow as an error, which CI
+     * treats as a finding: the plain run covers this case.  Under TSan it
+     * exits with 66. */
 #if defined(__SANITIZE_ADDRESS__)
-    tcase_add_loop_exit_test(tc, test_stack_overflow_guarded, 1, i, i + 1);
+    (void)test_stack_overflow_guarded;
 #elif defined(__SANITIZE_THREAD__)
     tcase_add_loop_exit_test(tc, test_stack_overflow_guarded, 66, i, i + 1);
 #else
