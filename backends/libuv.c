@@ -258,6 +258,8 @@ static void sig_stop(uv_signal_t *s)
     pthread_mutex_unlock(&sig_lock);
 }
 
+static void close_handle(struct ub *b, uv_handle_t *h);
+
 static int ub_signal(aloop_t *loop, int signum, int on)
 {
     struct ub *b = aloop__backend_data(loop);
@@ -265,8 +267,14 @@ static int ub_signal(aloop_t *loop, int signum, int on)
         return -EINVAL;
     uv_signal_t *s = b->sig[signum];
     if (!on) {
-        if (s)
+        /* a fresh handle next time: libuv would deliver a signal caught
+         * before the removal to a restarted handle (found by the fuzzer,
+         * tests/fuzz/regress/signal-before-readd) */
+        if (s) {
             sig_stop(s);
+            close_handle(b, (uv_handle_t *)s);
+            b->sig[signum] = NULL;
+        }
         return 0;
     }
     if (!s) {
@@ -400,7 +408,7 @@ static void on_closed(uv_handle_t *h)
         free(h);
     /* an adopted host runs the last close callback; a created loop's
      * memory goes in ub_fini after uv_loop_close */
-    if (--b->nclosing == 0 && b->adopted)
+    if (--b->nclosing == 0 && b->adopted && b->closing)
         free(b);
 }
 

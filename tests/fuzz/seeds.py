@@ -97,6 +97,11 @@ REGRESS = {
     "stale-io-priority": prog(("add_reader", 2, 0, 2), ("swap_io_prio", 2, 4),
                               ("rm_reader", 2), ("swap_io_prio", 2, 4), ("write", 2, 1),
                               ("add_reader", 2, 0, 2), ("soon", P(1)), ("run", NOWAIT)),
+    # found by the fuzzer on the libuv backend: a signal raised before its
+    # handler was removed ran the handler added again afterwards (the other
+    # backends drop it with the removal).
+    "signal-before-readd": prog(("sig_add", 0), ("raise", 0), ("sig_rm", 0), ("sig_add", 0),
+                                ("run", NOWAIT), ("sig_rm", 0)),
 }
 
 here = os.path.dirname(os.path.abspath(__file__))

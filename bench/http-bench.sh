@@ -1,0 +1,94 @@
+#!/bin/sh
+# http-bench.sh -- the http workload: wrk against examples/http-hello on each
+# aloop backend and against the raw servers (bench/http-raw-{uv,ev,event}),
+# alternating, on loopback, bounded in time (targets x runs x duration).
+#
+#   bench/http-bench.sh [BUILD_DIR [DURATION [RUNS]]]     (., 3s, 3)
+#
+# Prints each run's requests/s, the medians, and the ratios of the targets
+# (API issue 8): http-hello on epoll / raw libuv, and each third-party
+# backend / that library's own raw server.  wrk: apt-get install wrk.
+set -u
+B=${1:-.}
+DUR=${2:-3s}
+RUNS=${3:-3}
+PORT=${HTTP_BENCH_PORT:-18123}
+# With 2+ CPUs and taskset, the server runs on CPU 0 and wrk on CPU 1
+# (HTTP_BENCH_PIN=0 turns it off): unpinned runs on a small machine vary
+# by 30 % from one run to the next.
+SRV_PIN= WRK_PIN=
+if [ "${HTTP_BENCH_PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    SRV_PIN="taskset -c 0" WRK_PIN="taskset -c 1"
+fi
+command -v wrk >/dev/null || { echo "http-bench: wrk not found" >&2; exit 77; }
+export ALOOP_MODULE_PATH=${ALOOP_MODULE_PATH:-$B/.libs}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+targets=""
+for be in epoll poll libuv libev libevent; do
+    [ -x "$B/examples/http-hello" ] && targets="$targets aloop-$be"
+done
+for raw in uv ev event; do
+    [ -x "$B/bench/http-raw-$raw" ] && targets="$targets raw-$raw"
+done
+
+run_one() {     # target port -> requests/s (0 on failure); errors to stderr
+    t=$1
+    PORT=$2
+    case $t in
+    aloop-*) ALOOP_BACKEND=${t#aloop-} $SRV_PIN "$B/examples/http-hello" "$PORT" >"$TMP/srv.$PORT" 2>&1 & ;;
+    raw-*) $SRV_PIN "$B/bench/http-raw-${t#raw-}" "$PORT" >"$TMP/srv.$PORT" 2>&1 & ;;
+    esac
+    pid=$!
+    i=0
+    while ! grep -q listening "$TMP/srv.$PORT" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    $WRK_PIN wrk -t1 -c50 -d"$DUR" "http://127.0.0.1:$PORT/" >"$TMP/wrk" 2>&1
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    grep -q "Requests/sec" "$TMP/wrk" || echo "http-bench: $t: $(cat "$TMP/srv.$PORT" "$TMP/wrk")" >&2
+    if grep -qE "Socket errors|Non-2xx" "$TMP/wrk"; then
+        echo "http-bench: $t: $(grep -E 'Socket errors|Non-2xx' "$TMP/wrk")" >&2
+    fi
+    awk '/Requests\/sec/ {print int($2); found=1} END {if (!found) print 0}' "$TMP/wrk"
+}
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+n=0
+for r in $(seq 1 "$RUNS"); do
+    for t in $targets; do
+        n=$((n + 1))    # a fresh port each run: no wait for the last one's sockets
+        v=$(run_one "$t" $((PORT + n)))
+        echo "$t $v" >>"$TMP/results"
+        printf '%-16s run %d: %8d req/s\n' "$t" "$r" "$v"
+    done
+done
+
+echo
+printf '%-16s %10s   %s\n' target median runs
+for t in $targets; do
+    vals=$(awk -v t="$t" '$1 == t {printf "%s ", $2}' "$TMP/results")
+    m=$(echo "$vals" | median)
+    echo "$t $m" >>"$TMP/medians"
+    printf '%-16s %10d   %s\n' "$t" "$m" "$vals"
+done
+
+# ratios: median over runs of (aloop run i / raw run i), runs alternate
+ratio() {   # a b -> median per-run ratio
+    awk -v a="$1" -v b="$2" '$1 == a {x[++n] = $2} $1 == b {y[++m] = $2}
+        END {for (i = 1; i <= n && i <= m; i++) if (y[i] > 0) printf "%.3f\n", x[i] / y[i]}' \
+        "$TMP/results" | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'
+}
+echo
+echo "ratio (median of per-run ratios)        target"
+case $targets in *raw-uv*)
+    printf 'aloop-epoll    / raw-uv     %7s     >= 1.00\n' "$(ratio aloop-epoll raw-uv)"
+    printf 'aloop-libuv    / raw-uv     %7s     >= 0.95\n' "$(ratio aloop-libuv raw-uv)" ;;
+esac
+case $targets in *raw-ev*)
+    printf 'aloop-libev    / raw-ev     %7s     >= 0.95\n' "$(ratio aloop-libev raw-ev)" ;;
+esac
+case $targets in *raw-event*)
+    printf 'aloop-libevent / raw-event  %7s     >= 0.95\n' "$(ratio aloop-libevent raw-event)" ;;
+esac
