@@ -4,7 +4,8 @@
  * (libaloop-ev.so, ...) opened with RTLD_LOCAL the first time they are
  * named, so libev's libevent-compatible symbols never meet libevent's.
  * Modules are searched in $ALOOP_MODULE_PATH (colon-separated; ignored by
- * set-uid programs), then in the install's libdir. */
+ * set-uid programs), then beside libaloop itself, then in the install's
+ * libdir. */
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
@@ -63,12 +64,30 @@ static int try_open(const char *dir, size_t dirlen, const char *file, void **han
     return -ELIBBAD;
 }
 
+/* The directory libaloop itself was loaded from: an uninstalled build keeps
+ * its modules beside it (.libs/), an installed one in libdir. */
+static void own_dir(char *buf, size_t cap)
+{
+    Dl_info info;
+    buf[0] = 0;
+    if (!dladdr((void *)aloop_backends, &info) || !info.dli_fname)
+        return;
+    const char *slash = strrchr(info.dli_fname, '/');
+    size_t len = slash ? (size_t)(slash - info.dli_fname) : 0;
+    if (len == 0 || len >= cap || memchr(info.dli_fname, ':', len))
+        return;
+    memcpy(buf, info.dli_fname, len);
+    buf[len] = 0;
+}
+
 static int load_module(const char *file, const struct aloop_backend **be, void **handle)
 {
-    const char *paths[2] = { secure_getenv("ALOOP_MODULE_PATH"), ALOOP_MODULE_DIR };
+    char here[PATH_MAX];
+    own_dir(here, sizeof here);
+    const char *paths[3] = { secure_getenv("ALOOP_MODULE_PATH"), here, ALOOP_MODULE_DIR };
     int r = -ENOENT;
     *handle = NULL;
-    for (int i = 0; i < 2 && !*handle; i++) {
+    for (int i = 0; i < 3 && !*handle; i++) {
         const char *p = paths[i];
         while (p && *p && !*handle) {
             const char *end = strchr(p, ':');
