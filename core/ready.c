@@ -151,15 +151,48 @@ static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t n)
     }
 }
 
+/* Drain the moved rings of the levels in `below`, highest first, until none
+ * is left (entries moved meanwhile land at or below the level draining). */
+static void drain_moved(struct aloop *loop, unsigned below)
+{
+    unsigned todo;
+    while ((todo = loop->movedmask & below) != 0) {
+        unsigned l = 31u - (unsigned)__builtin_clz(todo);
+        struct aloop__ring *m = &loop->moved[l];
+        loop->draining = (int)l;
+        while (m->head != m->tail)
+            drain(loop, m, 1);
+        loop->movedmask &= ~(1u << l);
+        below = (1u << l) - 1;
+    }
+}
+
 void aloop__ready_run(struct aloop *loop)
 {
-    uint32_t n[ALOOP__NPRIO];
     unsigned snap = loop->readymask;
+    loop->epoch++;
+
+    if (likely((snap & (snap - 1)) == 0)) {
+        /* the common case: at most one level holds entries */
+        if (snap) {
+            unsigned l = (unsigned)__builtin_ctz(snap);
+            struct aloop__ring *r = &loop->ready[l];
+            loop->draining = (int)l;
+            drain(loop, r, r->tail - r->head);
+            if (r->head == r->tail)
+                loop->readymask &= ~snap;
+            if (unlikely(loop->movedmask))
+                drain_moved(loop, (snap << 1) - 1);
+        }
+        loop->draining = -1;
+        return;
+    }
+
+    uint32_t n[ALOOP__NPRIO];
     for (unsigned m = snap; m; m &= m - 1) {
         unsigned l = (unsigned)__builtin_ctz(m);
         n[l] = loop->ready[l].tail - loop->ready[l].head;
     }
-    loop->epoch++;
 
     /* highest level first; a level is visited if it had entries when the
      * drain began, or gains moved ones (always at or below the current) */
@@ -178,12 +211,8 @@ void aloop__ready_run(struct aloop *loop)
             if (r->head == r->tail)
                 loop->readymask &= ~bit;
         }
-        if (unlikely(loop->movedmask & bit)) {
-            struct aloop__ring *m = &loop->moved[l];
-            while (m->head != m->tail)
-                drain(loop, m, 1);
-            loop->movedmask &= ~bit;
-        }
+        if (unlikely(loop->movedmask & bit))
+            drain_moved(loop, bit);
     }
     loop->draining = -1;
 }
