@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "aloop.h"
+#include "backends.h"
 
 /* ---- Backends under test ------------------------------------------------ */
 
@@ -37,18 +38,7 @@ static int g_nbackends;
 
 static void backends_init(void)
 {
-    const char *env = getenv("ALOOP_TEST_BACKENDS");
-    if (env && *env) {
-        /* Kept for the program's life: g_backends points into it. */
-        char *copy = strdup(env), *save = NULL;
-        for (char *tok = strtok_r(copy, ", ", &save); tok && g_nbackends < MAX_BACKENDS;
-             tok = strtok_r(NULL, ", ", &save))
-            g_backends[g_nbackends++] = tok;
-    } else {
-        const char *const *list = aloop_backends();
-        for (; list && *list && g_nbackends < MAX_BACKENDS; list++)
-            g_backends[g_nbackends++] = *list;
-    }
+    g_nbackends = test_backends(g_backends, MAX_BACKENDS);
 }
 
 /* Inside a test: the backend this run is for. */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "aloop.h"
+#include "backends.h"
 #include "aloop-stream.h"
 #include "aloop-task.h"
 
@@ -37,17 +38,7 @@ static int g_nbackends;
 
 static void backends_init(void)
 {
-    const char *env = getenv("ALOOP_TEST_BACKENDS");
-    if (env && *env) {
-        char *copy = strdup(env), *save = NULL;     /* kept: g_backends points into it */
-        for (char *tok = strtok_r(copy, ", ", &save); tok && g_nbackends < MAX_BACKENDS;
-             tok = strtok_r(NULL, ", ", &save))
-            g_backends[g_nbackends++] = tok;
-    } else {
-        const char *const *list = aloop_backends();
-        for (; list && *list && g_nbackends < MAX_BACKENDS; list++)
-            g_backends[g_nbackends++] = *list;
-    }
+    g_nbackends = test_backends(g_backends, MAX_BACKENDS);
 }
 
 #define BE (g_backends[_i])

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "backends.h"
+#include "../backends.h"
 #include "prog.h"
 
 static const char *backends[8];
@@ -19,7 +19,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    nbackends = fz_backends(backends, 8);
+    nbackends = test_backends(backends, 8);
     fprintf(stderr, "fuzz_loop: comparing");
     for (int i = 0; i < nbackends; i++)
         fprintf(stderr, " %s", backends[i]);

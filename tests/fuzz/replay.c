@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backends.h"
+#include "../backends.h"
 #include "prog.h"
 
 #define WATCHDOG 30
@@ -89,7 +89,7 @@ static void run_path(const char *path)
 
 int main(int argc, char **argv)
 {
-    nbackends = fz_backends(backends, 8);
+    nbackends = test_backends(backends, 8);
     if (nbackends == 0 || argc < 2) {
         fprintf(stderr, "usage: ALOOP_TEST_BACKENDS=a,b,c replay FILE|DIR...\n");
         return 2;

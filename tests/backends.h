@@ -1,14 +1,15 @@
-/* backends.h -- which backends the fuzzer compares: $ALOOP_TEST_BACKENDS
- * (comma-separated) when set, else every usable one (aloop_backends()). */
-#ifndef ALOOP_FUZZ_BACKENDS_H
-#define ALOOP_FUZZ_BACKENDS_H
+/* backends.h -- which backends a test program runs on (the Check suites) or
+ * compares (the fuzzer): $ALOOP_TEST_BACKENDS (comma-separated) when set,
+ * else every usable one (aloop_backends()). */
+#ifndef ALOOP_TEST_BACKENDS_H
+#define ALOOP_TEST_BACKENDS_H
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "aloop.h"
 
-static int fz_backends(const char **out, int cap)
+static inline int test_backends(const char **out, int cap)
 {
     int n = 0;
     const char *env = getenv("ALOOP_TEST_BACKENDS");
