@@ -1,6 +1,7 @@
 /* stream.c -- buffered TCP streams on tasks: reading, writing, connecting.
  *
- * Reads wait with aloop_wait_fd(READABLE).  Writes send at once; what the
+ * Reads wait on a parked reader (task/park.h): it stays registered between
+ * reads, so a request/response round costs no watcher system calls.  Writes send at once; what the
  * socket does not take goes to wbuf, which a plain writer callback
  * (on_writable) sends in the background.  A task that must wait for
  * writability (drain, close) takes the fd's writer slot over from that
@@ -92,6 +93,8 @@ aloop_stream_t *aloop__stream_new(aloop_t *loop, int fd)
         return NULL;
     s->loop = loop;
     s->fd = fd;
+    s->rpark.loop = loop;
+    s->rpark.fd = fd;
     s->limit = ALOOP_STREAM_LIMIT;
     s->high_water = ALOOP_STREAM_HIGH_WATER;
     int one = 1;
@@ -135,7 +138,7 @@ static ssize_t fill(aloop_stream_t *s)
         return -ENOBUFS;
     for (;;) {
         if (s->drained) {       /* the last read was short: wait, then read */
-            int r = aloop_wait_fd(s->fd, ALOOP_READABLE, 0);
+            int r = aloop__park_wait(&s->rpark);
             if (r < 0)
                 return r;
             s->drained = 0;
@@ -154,7 +157,7 @@ static ssize_t fill(aloop_stream_t *s)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -errno;
-        int r = aloop_wait_fd(s->fd, ALOOP_READABLE, 0);
+        int r = aloop__park_wait(&s->rpark);
         if (r < 0)
             return r;
     }
@@ -165,7 +168,7 @@ static ssize_t recv_direct(aloop_stream_t *s, void *buf, size_t cap)
 {
     for (;;) {
         if (s->drained) {
-            int r = aloop_wait_fd(s->fd, ALOOP_READABLE, 0);
+            int r = aloop__park_wait(&s->rpark);
             if (r < 0)
                 return r;
             s->drained = 0;
@@ -183,7 +186,7 @@ static ssize_t recv_direct(aloop_stream_t *s, void *buf, size_t cap)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -errno;
-        int r = aloop_wait_fd(s->fd, ALOOP_READABLE, 0);
+        int r = aloop__park_wait(&s->rpark);
         if (r < 0)
             return r;
     }
@@ -434,8 +437,9 @@ int aloop_stream_close(aloop_stream_t *s)
         r = s->werr;
     s->closed = 1;
     s->flushing = 0;
-    aloop_fd_close(s->loop, s->fd);
+    aloop_fd_close(s->loop, s->fd);     /* also unparks the reader */
     s->fd = -1;
+    s->rpark.fd = -1;
     if (s->server) {        /* freed by its task when on_client returns */
         aloop__buf_free(&s->rbuf);
         aloop__buf_free(&s->wbuf);

@@ -7,6 +7,7 @@
 #include "aloop.h"
 #include "aloop-stream.h"
 #include "buffer.h"
+#include "../task/park.h"
 
 struct aloop_stream {
     aloop_t *loop;
@@ -22,6 +23,7 @@ struct aloop_stream {
     unsigned server : 1;    /* given to an aloop_client_fn: freed when it returns */
     size_t limit, high_water, partial;
     struct aloop__buf rbuf, wbuf;
+    struct aloop__park rpark;       /* reads wait on a parked reader */
     aloop_client_fn on_client;      /* server streams: what their task runs */
     void *arg;
 };

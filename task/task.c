@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "park.h"
 #include "task.h"
 
 #ifdef ALOOP__ASAN
@@ -44,6 +45,7 @@ enum {
     W_TIMER,        /* sleep: a timer slot */
     W_FD,           /* a reader and/or writer, maybe a timeout timer */
     W_JOIN,         /* on another task's joiner list */
+    W_PARK,         /* a parked reader (park.h) */
     W_DONE,         /* fn returned: switched away for good */
     W_ABANDONED,    /* left suspended by aloop_close() */
 };
@@ -78,6 +80,7 @@ struct aloop_task {
     struct aloop_task *next, *prev; /* the loop's unfinished tasks; free list */
     struct aloop_task *joiners;     /* tasks joining this one */
     struct aloop_task *jnext, *jprev, *jtarget;
+    struct aloop__park *park;       /* W_PARK: the reader waited on */
     struct aloop__stack_pool *pool;
 #ifdef ALOOP__ASAN
     void *asan_fake;
@@ -372,6 +375,8 @@ static void undo_wait(struct aloop_task *t)
         fd_unwatch(t);
     else if (t->wait == W_JOIN)
         joiner_unlink(t);
+    else if (t->wait == W_PARK)
+        t->park->waiter = NULL;     /* the reader stays parked */
 }
 
 /* ---- the life of a task ---------------------------------------------------- */
@@ -538,6 +543,7 @@ int aloop_task_cancel(aloop_task_t *t)
     case W_TIMER:
     case W_FD:
     case W_JOIN:
+    case W_PARK:
         if (queue_resume(t) < 0)
             break;              /* out of memory: deliver at the next wait */
         undo_wait(t);
@@ -682,6 +688,60 @@ int aloop_wait_fd(int fd, unsigned events, uint64_t timeout_ns)
     return suspend(t, W_FD);
 }
 
+/* ---- parked readers (park.h) ------------------------------------------------- */
+
+static void park_cb(aloop_t *loop, int fd, unsigned events, void *arg)
+{
+    struct aloop__park *p = arg;
+    struct aloop_task *t = p->waiter;
+    if (!t) {                   /* nobody waits: stop the level-triggered echo */
+        aloop_remove_reader(loop, fd);
+        p->armed = 0;
+        return;
+    }
+    p->waiter = NULL;
+    t->wait_rc = (int)events;
+    run_task(t);
+}
+
+int aloop__park_wait(struct aloop__park *p)
+{
+    struct aloop_task *t = aloop__tls.task;
+    if (unlikely(!t))
+        return -EPERM;
+    if (p->fd < 0)
+        return -EBADF;
+    int r = wait_check(t);
+    if (unlikely(r))
+        return r;
+    aloop_t *loop = t->loop;
+    if (unlikely(p->waiter))
+        return -EBUSY;
+    if (!p->armed) {
+        if (p->fd < loop->nfds_cap && (loop->fds[p->fd].want & ALOOP_READABLE))
+            return -EBUSY;
+        if ((r = aloop_add_reader(loop, p->fd, park_cb, p)) < 0)
+            return r;
+        p->armed = 1;
+        p->loop = loop;
+    }
+    if (loop->fds[p->fd].prio != t->prio)
+        aloop_set_io_priority(loop, p->fd, t->prio);
+    p->waiter = t;
+    t->park = p;
+    t->timer = 0;
+    t->wait_rc = 0;
+    return suspend(t, W_PARK);
+}
+
+void aloop__park_drop(struct aloop__park *p)
+{
+    if (p->armed && p->loop) {
+        aloop_remove_reader(p->loop, p->fd);
+        p->armed = 0;
+    }
+}
+
 /* A task waiting on an fd that aloop_fd_close() closes: -EBADF. */
 static void wake_closed(struct aloop_task *t)
 {
@@ -702,6 +762,11 @@ int aloop_fd_close(aloop_t *loop, int fd)
     if (fd < loop->nfds_cap) {
         struct aloop__fd *f = &loop->fds[fd];
         struct aloop_task *rt = (f->want & ALOOP_READABLE) && f->rcb == fd_cb ? f->rarg : NULL;
+        if ((f->want & ALOOP_READABLE) && f->rcb == park_cb) {
+            struct aloop__park *p = f->rarg;
+            rt = p->waiter;     /* undo_wait() forgets it */
+            p->armed = 0;
+        }
         struct aloop_task *wt = (f->want & ALOOP_WRITABLE) && f->wcb == fd_cb ? f->warg : NULL;
         if (rt)
             wake_closed(rt);

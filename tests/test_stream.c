@@ -692,6 +692,43 @@ START_TEST(test_cancel_read)
 }
 END_TEST
 
+/* Data that arrives while the reading task does something else (here: sleeps)
+ * is read afterwards; so is the end of file after it.  Reads wait on a reader
+ * kept registered between reads: this is its "nobody waits" path. */
+static void two_lines_slowly(aloop_stream_t *c, void *arg)
+{
+    (void)arg;
+    if (aloop_stream_write(c, "one\n", 4) < 0 || aloop_sleep(ALOOP_SEC / 100) < 0 ||
+        aloop_stream_write(c, "two\n", 4) < 0 || aloop_sleep(ALOOP_SEC / 100) < 0)
+        return;
+    aloop_stream_close(c);
+}
+
+static void *busy_reader(void *arg)
+{
+    (void)arg;
+    aloop_stream_t *s;
+    char b[16];
+    TRY(aloop_open_connection(&s, "127.0.0.1", g_port));
+    EXPECT(aloop_stream_readline(s, b, sizeof b) == 4 && !memcmp(b, "one\n", 4));
+    TRY(aloop_sleep(ALOOP_SEC * 6 / 100));       /* "two" and EOF arrive meanwhile */
+    EXPECT(aloop_stream_readline(s, b, sizeof b) == 4 && !memcmp(b, "two\n", 4));
+    EXPECT(aloop_stream_readline(s, b, sizeof b) == 0);
+    TRY(aloop_stream_close(s));
+    return NULL;
+}
+
+START_TEST(test_data_while_not_reading)
+{
+    aloop_t *l = new_loop(BE);
+    aloop_server_t *srv = start(l, "127.0.0.1", two_lines_slowly, NULL);
+    int rc = run_task(l, busy_reader, NULL);
+    ck_assert_msg(rc == 0, "%s: %d (%s)", BE, rc, aloop_strerror(rc));
+    aloop_server_close(srv);
+    close_loop(l);
+}
+END_TEST
+
 /* One task reads a stream while another writes it. */
 static aloop_stream_t *g_shared;
 #define NLINES 2000
@@ -921,6 +958,7 @@ int main(void)
             test_bad_args_and_outside_task,
             test_close_flushes,
             test_cancel_read,
+            test_data_while_not_reading,
             test_reader_and_writer_tasks,
             test_loop_closed_with_clients,
             test_accept_emfile,
