@@ -26,8 +26,14 @@
  * one-shot runs at most once; cancel and set_priority return 0 exactly for
  * pending ids; in a one-iteration run everything queued or due before it runs
  * (unless cancelled or moved meanwhile), nothing queued during it runs, and
- * callbacks run in non-increasing priority; a watched reader with data and a
- * watched writer fire exactly once per one-iteration run; no fd leaks.
+ * callbacks run in non-increasing priority; a watched reader with data, and a
+ * watched writer whose fd poll() reports writable as the run begins, fire
+ * exactly once per one-iteration run, and neither fires otherwise (a writer
+ * only ever on an fd that is writable); no fd leaks.  Writability is asked of
+ * the kernel, not modelled: an AF_UNIX stream socket stops being writable
+ * after some 70 unread small sends, however few bytes (the skbs' truesize
+ * counts against sndbuf), and a write to a peer whose sndbuf is full gets
+ * EAGAIN, traced like any other result.
  */
 #ifndef ALOOP_FUZZ_PROG_H
 #define ALOOP_FUZZ_PROG_H
