@@ -222,6 +222,7 @@ int aloop_run(aloop_t *loop, aloop_run_mode mode)
         return -EBUSY;
     loop->running = 1;
     loop->first = 1;
+    loop->inplace = (mode == ALOOP_RUN_DEFAULT || mode == ALOOP_RUN_FOREVER) && !loop->adopted;
     int r;
     for (;;) {
         if (mode == ALOOP_RUN_DEFAULT && !alive(loop) && !atomic_load(&loop->stop)) {
@@ -242,6 +243,7 @@ int aloop_run(aloop_t *loop, aloop_run_mode mode)
     }
     atomic_store(&loop->stop, 0);
     loop->running = 0;
+    loop->inplace = 0;
     if (loop->adopted)      /* the host drives the loop again: re-arm it */
         loop->be->update(loop);
     return r;

@@ -26,7 +26,8 @@
  * by an index.  A user-visible id is (gen << 32) | (index + 1); gen is bumped
  * whenever the slot is freed, so ids are never reused (a slot whose gen
  * would wrap is retired). */
-enum aloop__kind { K_CALL, K_TIMER, K_EVERY, K_READ, K_WRITE, K_SIGNAL };
+enum aloop__kind { K_CALL, K_TIMER, K_EVERY, K_READ, K_WRITE, K_SIGNAL,
+                  K_TASK /* a task's resident resume slot: not freed when run */ };
 enum aloop__state { S_FREE, S_IDLE, S_QUEUED, S_ARMED };
 
 struct aloop__call {
@@ -92,6 +93,11 @@ struct aloop {
     unsigned movedmask;         /* levels whose moved ring holds entries */
     uint32_t epoch;             /* bumped when a drain starts */
     int draining;               /* level being drained, or -1 */
+    struct aloop__ring *drain_ring; /* the ring being drained, or NULL */
+    uint32_t drain_left;        /* entries of it this drain still runs */
+    uint8_t drain_single;       /* the drain is of one level only */
+    uint8_t inplace;            /* aloop_run DEFAULT/FOREVER, not adopted:
+                                   aloop__ready_take may begin an iteration */
     uint32_t skipped;           /* polls skipped in a row */
     uint64_t now;
     int now_valid;
@@ -221,10 +227,10 @@ ALOOP__HIDDEN int aloop__ring_grow(struct aloop__ring *r);
 ALOOP__HIDDEN void aloop__ready_fini(struct aloop *loop);
 ALOOP__HIDDEN void aloop__ready_run(struct aloop *loop);
 
-static inline int aloop__enqueue_call(struct aloop *loop, struct aloop__call *c, uint32_t idx)
+/* Queue slot idx (at c) on ring r, the ring of level bit `bit`. */
+static inline int aloop__enqueue_at(struct aloop *loop, struct aloop__ring *r, unsigned bit,
+                                    struct aloop__call *c, uint32_t idx)
 {
-    unsigned level = (unsigned)(c->prio - ALOOP_PRIO_MIN);
-    struct aloop__ring *r = &loop->ready[level];
     if (unlikely(r->tail - r->head == r->cap) && aloop__ring_grow(r) < 0)
         return -ENOMEM;
     struct aloop__entry *e = &r->e[r->tail++ & r->mask];
@@ -233,8 +239,14 @@ static inline int aloop__enqueue_call(struct aloop *loop, struct aloop__call *c,
     c->state = S_QUEUED;
     c->epoch = loop->epoch;
     loop->nready++;
-    loop->readymask |= 1u << level;
+    loop->readymask |= bit;
     return 0;
+}
+
+static inline int aloop__enqueue_call(struct aloop *loop, struct aloop__call *c, uint32_t idx)
+{
+    unsigned level = (unsigned)(c->prio - ALOOP_PRIO_MIN);
+    return aloop__enqueue_at(loop, &loop->ready[level], 1u << level, c, idx);
 }
 
 static inline int aloop__enqueue(struct aloop *loop, uint32_t idx)
@@ -251,6 +263,44 @@ static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
     c->tok++;
     c->state = S_IDLE;
     loop->nready--;
+}
+
+/* The tasks layer's direct hand-off from one task to the next.  If the next
+ * entry the drain in progress would run is a task's resume (K_TASK), pop it
+ * as the drain would and return its arg.  When this drain is done and the
+ * next iteration would do nothing but run queued calls of this same level
+ * -- a run in DEFAULT or FOREVER mode, poll skippable (loop.c's rule), no
+ * timers, no wake-up or thread-safe call, no stop, nothing moved -- that
+ * iteration begins here, exactly as iterate() would begin it.  NULL: go
+ * back to the loop, which goes on where this left off. */
+static inline void *aloop__ready_take(struct aloop *loop)
+{
+    struct aloop__ring *r = loop->drain_ring;
+    if (unlikely(!r))
+        return NULL;
+    if (loop->drain_left == 0) {
+        if (!loop->inplace || !loop->drain_single || !loop->nready || loop->skipped >= 63 ||
+            loop->timers.len || loop->movedmask || r->head == r->tail ||
+            loop->readymask != 1u << (unsigned)loop->draining ||
+            atomic_load_explicit(&loop->stop, memory_order_relaxed) ||
+            atomic_load_explicit(&loop->wake_pending, memory_order_relaxed) ||
+            atomic_load_explicit(&loop->inbox_nonempty, memory_order_relaxed) ||
+            loop->batch_pos < loop->batch_len)
+            return NULL;
+        loop->skipped++;
+        loop->now_valid = 0;
+        loop->epoch++;
+        loop->drain_left = r->tail - r->head;
+    }
+    struct aloop__entry e = r->e[r->head & r->mask];
+    struct aloop__call *c = aloop__slot(loop, e.idx);
+    if (c->tok != e.tok || c->kind != K_TASK)
+        return NULL;
+    r->head++;
+    loop->drain_left--;
+    loop->nready--;
+    c->state = S_IDLE;
+    return c->arg;
 }
 
 /* timers.c */

@@ -125,16 +125,22 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
         aloop__io_run(loop, c);
         return;
     case K_SIGNAL:
+    case K_TASK:
         c->state = S_IDLE;
-        cb(loop, arg);      /* signals and I/O run in the base context */
+        cb(loop, arg);      /* signals and I/O run in the base context; a
+                               task swaps its own in */
         return;
     }
 }
 
-/* Pop the entries of one ring (at most `n`) and run the live ones. */
+/* Pop the entries of one ring (at most `n`) and run the live ones.  The
+ * count lives in the loop: aloop__ready_take() (loop.h) may pop entries too. */
 static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t n)
 {
-    for (; n; n--) {
+    loop->drain_ring = r;
+    loop->drain_left = n;
+    while (loop->drain_left) {
+        loop->drain_left--;
         struct aloop__entry e = r->e[r->head++ & r->mask];
         struct aloop__call *c = aloop__slot(loop, e.idx);
         if (c->tok != e.tok)
@@ -149,6 +155,7 @@ static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t n)
             run_one(loop, e.idx, c);
         }
     }
+    loop->drain_ring = NULL;
 }
 
 /* Drain the moved rings of the levels in `below`, highest first, until none
@@ -160,6 +167,7 @@ static void drain_moved(struct aloop *loop, unsigned below)
         unsigned l = 31u - (unsigned)__builtin_clz(todo);
         struct aloop__ring *m = &loop->moved[l];
         loop->draining = (int)l;
+        loop->drain_single = 0;
         while (m->head != m->tail)
             drain(loop, m, 1);
         loop->movedmask &= ~(1u << l);
@@ -178,6 +186,7 @@ void aloop__ready_run(struct aloop *loop)
             unsigned l = (unsigned)__builtin_ctz(snap);
             struct aloop__ring *r = &loop->ready[l];
             loop->draining = (int)l;
+            loop->drain_single = 1;
             drain(loop, r, r->tail - r->head);
             if (r->head == r->tail)
                 loop->readymask &= ~snap;
@@ -189,6 +198,7 @@ void aloop__ready_run(struct aloop *loop)
     }
 
     uint32_t n[ALOOP__NPRIO];
+    loop->drain_single = 0;
     for (unsigned m = snap; m; m &= m - 1) {
         unsigned l = (unsigned)__builtin_ctz(m);
         n[l] = loop->ready[l].tail - loop->ready[l].head;

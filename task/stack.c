@@ -212,6 +212,11 @@ void aloop__stack_pool_fini(struct aloop__stack_pool *p)
 #endif
         newest = 0;
         atomic_fetch_add(&guards_left, (long)c->nguards);
+#ifdef ALOOP__ASAN
+        /* frames of tasks left suspended keep poisoned redzones: a later
+         * mapping at this address must not inherit them */
+        __asan_unpoison_memory_region(c->base, c->len);
+#endif
         munmap(c->base, c->len);
         free(c);
         c = next;

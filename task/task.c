@@ -81,6 +81,10 @@ struct aloop_task {
     struct aloop_task *joiners;     /* tasks joining this one */
     struct aloop_task *jnext, *jprev, *jtarget;
     struct aloop__park *park;       /* W_PARK: the reader waited on */
+    struct aloop__call *rslot;      /* its resume: a resident call slot, */
+    uint32_t ridx;                  /* its index, */
+    unsigned rbit;                  /* and the ready ring of its priority */
+    struct aloop__ring *ring;
     struct aloop__stack_pool *pool;
 #ifdef ALOOP__ASAN
     void *asan_fake;
@@ -220,10 +224,33 @@ static void live_unlink(struct aloop_task *t)
 
 /* ---- switching --------------------------------------------------------------- */
 
+#ifdef ALOOP__ASAN
+/* Set by handoff() for the task it switches to: the stack it comes from is
+ * then a task's, not the loop's, and must not become its way back. */
+static __thread int asan_direct;
+
+/* In a task, just switched to: finish ASan's switch, and keep the stack
+ * that resumed it as its way back only if that is the loop's.  (No
+ * addressable locals: their redzones would stay poisoned on the stack of a
+ * task that never returns.) */
+static inline void asan_resumed(struct aloop_task *t, void *fake)
+{
+    const void *bottom = t->back_bottom;
+    size_t size = t->back_size;
+    __sanitizer_finish_switch_fiber(fake, &t->back_bottom, &t->back_size);
+    if (asan_direct) {
+        t->back_bottom = bottom;
+        t->back_size = size;
+    }
+    asan_direct = 0;
+}
+#endif
+
 static inline void enter_fiber(struct aloop_task *t)
 {
 #ifdef ALOOP__ASAN
     void *fake = NULL;
+    asan_direct = 0;
     __sanitizer_start_switch_fiber(&fake, t->stack->lo, (size_t)(t->stack->top - t->stack->lo));
 #endif
 #ifdef ALOOP__TSAN
@@ -236,7 +263,7 @@ static inline void enter_fiber(struct aloop_task *t)
 #endif
 }
 
-/* In the task: switch back to whoever resumed it. */
+/* In the task: switch back to the loop. */
 static inline void leave_fiber(struct aloop_task *t)
 {
 #ifdef ALOOP__ASAN
@@ -248,7 +275,7 @@ static inline void leave_fiber(struct aloop_task *t)
 #endif
     aloop__fiber_jump(&t->self, &t->back);
 #ifdef ALOOP__ASAN
-    __sanitizer_finish_switch_fiber(t->asan_fake, &t->back_bottom, &t->back_size);
+    asan_resumed(t, t->asan_fake);
 #endif
 }
 
@@ -263,7 +290,8 @@ static inline const void *saved_sp(const struct aloop_task *t)
 
 static void after_exit(struct aloop_task *t);
 
-/* On the resumer's side: run t until it waits again or finishes. */
+/* On the resumer's side: run t until a task switches back -- t, or another
+ * one that t handed over to (handoff()) -- and tidy up after that one. */
 static inline __attribute__((always_inline)) void run_task(struct aloop_task *t)
 {
     struct aloop__tls *tl = &aloop__tls;
@@ -274,12 +302,13 @@ static inline __attribute__((always_inline)) void run_task(struct aloop_task *t)
     t->wait = W_RUNNING;
     t->flags |= F_STARTED;
     enter_fiber(t);
-    t->ctx = tl->ctx;
+    struct aloop_task *out = tl->task;
+    out->ctx = tl->ctx;
     tl->ctx = prev_ctx;
     tl->task = prev_task;
-    aloop__stack_check(t->stack, saved_sp(t));
-    if (unlikely(t->wait >= W_DONE))
-        after_exit(t);
+    aloop__stack_check(out->stack, saved_sp(out));
+    if (unlikely(out->wait >= W_DONE))
+        after_exit(out);
 }
 
 static inline int suspend(struct aloop_task *t, uint8_t wait)
@@ -295,25 +324,43 @@ static void resume_cb(aloop_t *loop, void *arg)
     run_task(arg);
 }
 
-/* Queue a resume of t at its priority (the start, a yield, a wake-up). */
+/* Queue a resume of t at its priority (the start, a yield, a wake-up): its
+ * resident slot, taken at spawn, so a wait allocates nothing. */
 static inline __attribute__((always_inline)) int queue_resume(struct aloop_task *t)
 {
     aloop_t *loop = t->loop;
-    uint32_t idx = aloop__slot_alloc(loop);
-    if (unlikely(idx == UINT32_MAX))
+    if (unlikely(aloop__enqueue_at(loop, t->ring, t->rbit, t->rslot, t->ridx) < 0))
         return -ENOMEM;
-    struct aloop__call *c = aloop__slot(loop, idx);
+    aloop__notify(loop);
+    return 0;
+}
+
+/* Give t its resident resume slot; -ENOMEM. */
+static int resume_slot_new(struct aloop_task *t)
+{
+    aloop_t *loop = t->loop;
+    uint32_t idx;
+    struct aloop__call *c = aloop__slot_take(loop, &idx);
+    if (unlikely(!c))
+        return -ENOMEM;
     c->cb = resume_cb;
     c->arg = t;
     c->ctx = NULL;
     c->prio = t->prio;
-    c->kind = K_CALL;
-    if (unlikely(aloop__enqueue(loop, idx) < 0)) {
-        aloop__slot_free(loop, idx);
-        return -ENOMEM;
-    }
-    aloop__notify(loop);
+    c->kind = K_TASK;
+    t->rslot = c;
+    t->ridx = idx;
+    t->ring = &loop->ready[t->prio - ALOOP_PRIO_MIN];
+    t->rbit = 1u << (t->prio - ALOOP_PRIO_MIN);
     return 0;
+}
+
+static void resume_slot_free(struct aloop_task *t)
+{
+    if (t->rslot->state == S_QUEUED)
+        aloop__dequeue(t->loop, t->rslot);
+    aloop__slot_release(t->loop, t->rslot, t->ridx);
+    t->rslot = NULL;
 }
 
 /* A timer slot at the task's priority calling cb(loop, t) at `when`. */
@@ -397,7 +444,7 @@ static void task_main(void *arg)
 {
     struct aloop_task *t = arg;
 #ifdef ALOOP__ASAN
-    __sanitizer_finish_switch_fiber(NULL, &t->back_bottom, &t->back_size);
+    asan_resumed(t, NULL);
 #endif
     t->result = t->fn(t->arg);
     t->flags |= F_DONE;
@@ -411,6 +458,7 @@ static void task_main(void *arg)
 static void reclaim(struct aloop_task *t)
 {
     live_unlink(t);
+    resume_slot_free(t);
     aloop__stack_put(t->pool, t->stack);
     t->stack = NULL;
     struct aloop__cmap *ctx = t->ctx;
@@ -474,6 +522,7 @@ int aloop_spawn_prio(aloop_t *loop, aloop_task_t **out, int prio, aloop_task_fn 
     t->timer = 0;
     t->fd_events = 0;
     t->joiners = t->jnext = t->jprev = t->jtarget = NULL;
+    t->rslot = NULL;
 #ifdef ALOOP_TASK_UCONTEXT
     t->back.uc = aloop__stack_uc(s, 1);
     aloop__fiber_make(&t->self, s->lo, s->top, aloop__stack_uc(s, 0), task_main, t);
@@ -483,7 +532,9 @@ int aloop_spawn_prio(aloop_t *loop, aloop_task_t **out, int prio, aloop_task_fn 
 #ifdef ALOOP__TSAN
     t->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    if (unlikely(queue_resume(t) < 0)) {
+    if (unlikely(resume_slot_new(t) < 0 || queue_resume(t) < 0)) {
+        if (t->rslot)
+            resume_slot_free(t);
 #ifdef ALOOP__TSAN
         __tsan_destroy_fiber(t->tsan_fiber);
 #endif
@@ -588,6 +639,40 @@ static inline int wait_check(struct aloop_task *t)
     return 0;
 }
 
+/* t waits (its resume is queued) and n is the next task the drain would
+ * resume: switch from t to n directly, as the loop would have by way of its
+ * own stack -- n returns to the loop where t would have.  The ucontext
+ * switch keeps the loop's context in the entered task's stack: no hand-off. */
+static int handoff(struct aloop_task *t, struct aloop_task *n)
+{
+    struct aloop__tls *tl = &aloop__tls;
+    t->wait = W_SOON;
+    if (n == t)                 /* the drain's next entry was its own resume */
+        return t->wait_rc;
+    t->ctx = tl->ctx;
+    tl->ctx = n->ctx;
+    tl->task = n;
+    n->wait = W_RUNNING;
+    n->flags |= F_STARTED;
+    n->back = t->back;
+#ifdef ALOOP__ASAN
+    n->back_bottom = t->back_bottom;
+    n->back_size = t->back_size;
+    asan_direct = 1;
+    __sanitizer_start_switch_fiber(&t->asan_fake, n->stack->lo,
+                                   (size_t)(n->stack->top - n->stack->lo));
+#endif
+#ifdef ALOOP__TSAN
+    n->tsan_back = t->tsan_back;
+    __tsan_switch_to_fiber(n->tsan_fiber, 0);
+#endif
+    aloop__fiber_jump(&t->self, &n->self);
+#ifdef ALOOP__ASAN
+    asan_resumed(t, t->asan_fake);
+#endif
+    return t->wait_rc;
+}
+
 int aloop_yield(void)
 {
     struct aloop_task *t = aloop__tls.task;
@@ -599,6 +684,12 @@ int aloop_yield(void)
     if (unlikely((r = queue_resume(t)) < 0))
         return r;
     t->wait_rc = 0;
+#ifndef ALOOP_TASK_UCONTEXT
+    aloop__stack_check(t->stack, __builtin_frame_address(0));
+    struct aloop_task *n = aloop__ready_take(t->loop);
+    if (n)
+        return handoff(t, n);
+#endif
     return suspend(t, W_SOON);
 }
 

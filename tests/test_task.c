@@ -537,6 +537,117 @@ START_TEST(test_yield_interleaves)
 }
 END_TEST
 
+/* A yielding task may switch straight to the next task the drain would
+ * resume, and begin the next iteration itself when it would only run queued
+ * work.  None of that may show: plain callbacks between tasks, run modes,
+ * stop and the poll that ready I/O waits for keep their rules. */
+static int g_chain_left;
+static void cb_chain(aloop_t *loop, void *arg)
+{
+    log_add(UNTAG(arg));
+    if (--g_chain_left > 0)
+        aloop_call_soon(loop, cb_chain, TAG(UNTAG(arg) + 1));
+}
+
+START_TEST(test_yield_handoff_with_callbacks)
+{
+    aloop_t *l = NEW_LOOP();
+    aloop_task_t *t[2] = { spawn(l, t_pingpong, TAG(1)), spawn(l, t_pingpong, TAG(2)) };
+    g_chain_left = 4;
+    ck_assert_int_gt(aloop_call_soon(l, cb_chain, TAG(100)), 0);
+    ck_assert_int_eq(aloop_gather(t, 2, NULL), 0);
+    /* each iteration: task 1, task 2, then the callback queued last time */
+    LOG_EXPECT(10, 20, 100, 11, 21, 101, 12, 22, 102, 13, 23, 103);
+    aloop_task_release(t[0]);
+    aloop_task_release(t[1]);
+    close_loop(l);
+}
+END_TEST
+
+START_TEST(test_yield_run_once)
+{
+    aloop_t *l = NEW_LOOP();
+    aloop_task_t *t[2] = { spawn(l, t_pingpong, TAG(1)), spawn(l, t_pingpong, TAG(2)) };
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_ONCE), 1);
+    LOG_EXPECT(10, 20);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+    LOG_EXPECT(10, 20, 11, 21);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_ONCE), 1);
+    LOG_EXPECT(10, 20, 11, 21, 12, 22);
+    ck_assert_int_eq(aloop_gather(t, 2, NULL), 0);
+    LOG_EXPECT(10, 20, 11, 21, 12, 22, 13, 23);
+    aloop_task_release(t[0]);
+    aloop_task_release(t[1]);
+    close_loop(l);
+}
+END_TEST
+
+static void *t_yield_stop(void *arg)
+{
+    int id = UNTAG(arg);
+    for (int i = 0; i < 4; i++) {
+        log_add(id * 10 + i);
+        if (id == 2 && i == 1)
+            aloop_stop(aloop_task_loop(aloop_current_task()));
+        ck_assert_int_eq(aloop_yield(), 0);
+    }
+    return NULL;
+}
+
+START_TEST(test_yield_stop)
+{
+    aloop_t *l = NEW_LOOP();
+    aloop_task_t *t[2] = { spawn(l, t_yield_stop, TAG(1)), spawn(l, t_yield_stop, TAG(2)) };
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
+    LOG_EXPECT(10, 20, 11, 21);     /* the iteration that stopped ends, no more */
+    ck_assert_int_eq(aloop_gather(t, 2, NULL), 0);
+    LOG_EXPECT(10, 20, 11, 21, 12, 22, 13, 23);
+    aloop_task_release(t[0]);
+    aloop_task_release(t[1]);
+    close_loop(l);
+}
+END_TEST
+
+static int g_yields, g_read_at;
+static void *t_spin(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000 && !g_read_at; i++) {
+        g_yields++;
+        aloop_yield();
+    }
+    return NULL;
+}
+
+static void on_read_once(aloop_t *loop, int fd, unsigned events, void *arg)
+{
+    (void)events;
+    (void)arg;
+    g_read_at = g_yields;
+    aloop_remove_reader(loop, fd);
+}
+
+START_TEST(test_yield_io_not_starved)
+{
+    aloop_t *l = NEW_LOOP();
+    int sv[2];
+    mk_socketpair(sv);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    g_yields = g_read_at = 0;
+    aloop_task_t *t[2] = { spawn(l, t_spin, NULL), spawn(l, t_spin, NULL) };
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);    /* both started */
+    ck_assert_int_eq(aloop_add_reader(l, sv[0], on_read_once, NULL), 0);
+    ck_assert_int_eq(aloop_gather(t, 2, NULL), 0);
+    /* queued work may delay a poll by at most 64 iterations (2 yields each) */
+    ck_assert_msg(g_read_at > 0 && g_read_at <= 2 * 66, "%s: read after %d yields", BE, g_read_at);
+    aloop_task_release(t[0]);
+    aloop_task_release(t[1]);
+    close(sv[0]);
+    close(sv[1]);
+    close_loop(l);
+}
+END_TEST
+
 /* One iteration per round: the loop runs each ready callback of the
  * iteration once, so one yield = one iteration. */
 static void *t_yield_iter(void *arg)
@@ -1526,6 +1637,10 @@ static void add_all_tests(TCase *tc, int i)
         test_sleep_loop_keeps_running,
         test_yield_after_ready_callbacks,
         test_yield_interleaves,
+        test_yield_handoff_with_callbacks,
+        test_yield_run_once,
+        test_yield_stop,
+        test_yield_io_not_starved,
         test_priority_order,
         test_priority_timers,
         test_wait_fd_ready,
