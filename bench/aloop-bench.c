@@ -5,7 +5,10 @@
  * Loops: aloop-<backend> for every backend aloop knows (skipped with a note
  * when unavailable); raw-libev, raw-libevent, raw-libuv (modules, see
  * bench.h); raw-epoll (hand-written, built in); plain (an array of function
- * pointers: the physical limit of callsoon).
+ * pointers: the physical limit of callsoon); bare (the tasks' switch routine
+ * with no loop: the physical limit of switch).  The tasks workloads (switch,
+ * spawn, tasks-rss: bench-task.c) run on aloop only, the raw libraries have
+ * no tasks; switch's ratio is to bare.
  *
  * Method: for each workload, for each repetition (--runs), every loop runs
  * one sample, from a fresh loop, one after the other; the order rotates
@@ -66,14 +69,17 @@ static int nimpl;
 
 /* ---- workloads ------------------------------------------------------------ */
 
-enum kind { J_PIPES, J_TIMERS, J_CHURN, J_CHAIN, J_FANOUT, J_WAKE, J_SWITCH };
+enum kind { J_PIPES, J_TIMERS, J_CHURN, J_CHAIN, J_FANOUT, J_WAKE, J_SWITCH, J_SPAWN, J_RSS };
 
 struct job {
     enum kind kind;
     int npipes, producers;
+    uint32_t ntasks;            /* J_RSS */
+    int runs;                   /* samples per loop: opt.runs, or fewer */
     char name[32];
     int metric0, nmetric;
     int failed[MAXIMPL];        /* error of the first failed sample, or 0 */
+    char skipped[160];          /* why the whole job was not run, or "" */
 };
 
 struct metric {
@@ -82,6 +88,7 @@ struct metric {
     int job, outidx;
     double ops;                 /* operations per measured unit */
     const char *opname;         /* "events" */
+    int bytes;                  /* the samples are bytes (tasks-rss), not seconds */
     double *s;                  /* [impl * runs + rep] seconds, NAN if none */
 };
 
@@ -100,7 +107,9 @@ static struct {
     int npipes[MAXSIZES], nsizes;
     int active, writes, rounds;
     uint32_t timers, span_ms, churn, window, fanout, wake;
-    uint64_t chain, nswitch;
+    uint64_t chain, nswitch, nspawn;
+    uint32_t ntasks[MAXSIZES];
+    int ntasksizes;
     int list;
     int cpu_clock;
     int timeout;                /* seconds per sample */
@@ -131,14 +140,19 @@ static void usage(FILE *f)
 "  --quick           smaller sizes and 3 runs: under 30 s\n"
 "  --workload LIST   comma-separated: pipes, timers (schedule, fire, churn),\n"
 "                    churn, callsoon (chain, fanout), chain, fanout,\n"
-"                    wakeup (1 and 2 producers), wakeup1, wakeup2, switch; all\n"
-"  --backends LIST   comma-separated loops: aloop-NAME, raw-NAME, plain, or\n"
-"                    NAME for both aloop-NAME and raw-NAME (epoll, libev,\n"
+"                    wakeup (1 and 2 producers), wakeup1, wakeup2,\n"
+"                    tasks (switch, spawn, tasks-rss), switch, spawn,\n"
+"                    tasks-rss; all\n"
+"  --backends LIST   comma-separated loops: aloop-NAME, raw-NAME, plain, bare,\n"
+"                    or NAME for both aloop-NAME and raw-NAME (epoll, libev,\n"
 "                    libevent, libuv, poll, select); aloop, raw: every one\n"
+"                    (bare, switch's reference, always runs with switch)\n"
 "  --size SPEC       KEY=VALUE,...  pipes=N[:N...] (socketpairs; several give\n"
 "                    several rows), active=A, writes=W, rounds=R, timers=N,\n"
 "                    span=MS, churn=N, window=N, chain=N, fanout=N, wakeup=N,\n"
-"                    switch=N; a bare number is pipes=N\n"
+"                    switch=N (round trips), spawn=N, tasks=N[:N...]\n"
+"                    (tasks-rss; default 100k:1M, --quick 100k); a bare\n"
+"                    number is pipes=N\n"
 "  --csv FILE        write every figure (and every sample) as CSV\n"
 "  --json FILE       the same as JSON\n"
 "  --plot FILE.png   grouped bar charts with gnuplot (script kept as FILE.gp)\n"
@@ -187,6 +201,21 @@ static void parse_pipes(const char *v)
     }
 }
 
+static void parse_tasks(const char *v)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", v);
+    opt.ntasksizes = 0;
+    for (char *save, *t = strtok_r(buf, ":/", &save); t; t = strtok_r(NULL, ":/", &save)) {
+        if (opt.ntasksizes == MAXSIZES)
+            die("at most %d task counts", MAXSIZES);
+        uint64_t n = parse_num(t, "tasks");
+        if (n < 1 || n > 100000000)
+            die("tasks must be in 1..100M");
+        opt.ntasks[opt.ntasksizes++] = (uint32_t)n;
+    }
+}
+
 static void parse_size(const char *spec)
 {
     char buf[512];
@@ -223,6 +252,10 @@ static void parse_size(const char *spec)
             opt.wake = (uint32_t)parse_num(v, k);
         else if (!strcmp(k, "switch"))
             opt.nswitch = parse_num(v, k);
+        else if (!strcmp(k, "spawn"))
+            opt.nspawn = parse_num(v, k);
+        else if (!strcmp(k, "tasks"))
+            parse_tasks(v);
         else
             die("unknown size key '%s' (see --help)", k);
     }
@@ -296,7 +329,11 @@ static void parse_args(int argc, char **argv)
     opt.chain = opt.quick ? 1000000 : 10000000;
     opt.fanout = opt.quick ? 100000 : 1000000;
     opt.wake = opt.quick ? 100000 : 1000000;
-    opt.nswitch = opt.quick ? 100000 : 1000000;
+    opt.nswitch = opt.quick ? 200000 : 2000000;
+    opt.nspawn = opt.quick ? 200000 : 2000000;
+    opt.ntasks[0] = 100000;
+    opt.ntasks[1] = 1000000;
+    opt.ntasksizes = opt.quick ? 1 : 2;
     if (runs)
         opt.runs = runs;
     if (!opt.timeout)
@@ -306,7 +343,7 @@ static void parse_args(int argc, char **argv)
     if (opt.runs < 1 || opt.runs > 1000)
         die("--runs must be in 1..1000");
     if (opt.active < 1 || opt.writes < 0 || opt.rounds < 1 || opt.timers < 1 || opt.span_ms < 1 ||
-        opt.chain < 1 || opt.fanout < 1 || opt.wake < 2)
+        opt.chain < 1 || opt.fanout < 1 || opt.wake < 2 || opt.nswitch < 1 || opt.nspawn < 1)
         die("a size is out of range");
     for (int i = 0; i < opt.nsizes; i++)
         if (opt.active > opt.npipes[i])
@@ -426,6 +463,7 @@ static void add_aloop(const char *backend)
     int st = aloop_backend_status(backend);
     if (st == 0) {
         bench_aloop_impl(&im->b, backend);
+        bench_task_impl(&im->b);
         im->avail = 1;
     } else {
         snprintf(im->why, sizeof im->why, "%s", status_text(st));
@@ -463,6 +501,11 @@ static void discover(void)
     snprintf(im->name, sizeof im->name, "plain");
     snprintf(im->lib, sizeof im->lib, "plain");
     bench_plain_impl(&im->b);
+    im->avail = 1;
+    im = &impls[nimpl++];
+    snprintf(im->name, sizeof im->name, "bare");
+    snprintf(im->lib, sizeof im->lib, "bare");
+    bench_bare_impl(&im->b);
     im->avail = 1;
 }
 
@@ -516,7 +559,8 @@ static int want(const char *list, const char *const *names)
 static void check_workloads(void)
 {
     static const char *const ok[] = { "all", "pipes", "timers", "churn", "callsoon", "chain", "fanout",
-                                      "wakeup", "wakeup1", "wakeup2", "switch", NULL };
+                                      "wakeup", "wakeup1", "wakeup2", "tasks", "switch", "spawn",
+                                      "tasks-rss", NULL };
     if (!opt.workloads)
         return;
     char buf[512];
@@ -548,9 +592,12 @@ static void add_metric(int job, int outidx, const char *id, const char *label, d
 
 static struct job *add_job(enum kind k, const char *name)
 {
+    if (njob == MAXJOB)
+        die("too many workloads");
     struct job *j = &jobs[njob];
     memset(j, 0, sizeof *j);
     j->kind = k;
+    j->runs = opt.runs;
     snprintf(j->name, sizeof j->name, "%s", name);
     j->metric0 = nmetric;
     njob++;
@@ -611,14 +658,32 @@ static void build_jobs(void)
             j->nmetric = 1;
         }
     }
-    int explicit_switch = opt.workloads && want(opt.workloads, (const char *const[]){ "switch", NULL }) &&
-                          strcmp(opt.workloads, "all");
-    if (bench_switch_available() ? want(w, (const char *const[]){ "switch", NULL }) : 0) {
+    if (want(w, (const char *const[]){ "tasks", "switch", NULL })) {
         struct job *j = add_job(J_SWITCH, "switch");
-        add_metric(njob - 1, 0, "switch", "task switch", (double)opt.nswitch, "switches");
+        add_metric(njob - 1, 0, "switch", "switch round trip", 1, "round trips");
         j->nmetric = 1;
-    } else if (explicit_switch) {
-        fprintf(stderr, "aloop-bench: switch: not built yet (needs the tasks layer: bench/bench-task.c)\n");
+        int b = find_impl("bare");      /* the reference: always beside it */
+        if (b >= 0)
+            impls[b].selected = 1;
+    }
+    if (want(w, (const char *const[]){ "tasks", "spawn", NULL })) {
+        struct job *j = add_job(J_SPAWN, "spawn");
+        add_metric(njob - 1, SPAWN_ONE, "spawn", "spawn+join, one by one", 1, "tasks");
+        add_metric(njob - 1, SPAWN_BATCH, "spawn-batch", "spawn+join, 1000 at once", 1, "tasks");
+        j->nmetric = 2;
+    }
+    if (want(w, (const char *const[]){ "tasks", "tasks-rss", NULL })) {
+        for (int s = 0; s < opt.ntasksizes; s++) {
+            char name[32], label[40];
+            snprintf(name, sizeof name, "tasks-rss N=%u", opt.ntasks[s]);
+            struct job *j = add_job(J_RSS, name);
+            j->ntasks = opt.ntasks[s];
+            j->runs = 1;                /* RSS does not vary from run to run */
+            snprintf(label, sizeof label, "tasks-rss N=%u", opt.ntasks[s]);
+            add_metric(njob - 1, 0, "tasks-rss", label, opt.ntasks[s], "tasks");
+            metrics[nmetric - 1].bytes = 1;
+            j->nmetric = 1;
+        }
     }
     if (!njob)
         die("no workload selected");
@@ -634,6 +699,8 @@ static int supports(const struct impl *im, const struct job *j)
     case J_FANOUT: return im->b.fanout != NULL;
     case J_WAKE:   return im->b.wakeup != NULL;
     case J_SWITCH: return im->b.swtch != NULL;
+    case J_SPAWN:  return im->b.spawn != NULL;
+    case J_RSS:    return im->b.tasks_rss != NULL;
     }
     return 0;
 }
@@ -739,6 +806,7 @@ static int run_sample(struct impl *im, struct job *j, double *out)
         .fds = fds,
         .ntimers = opt.timers, .delay_us = delays, .nchurn = opt.churn, .churn_window = opt.window,
         .nchain = opt.chain, .nfan = opt.fanout, .nwake = opt.wake, .nswitch = opt.nswitch,
+        .nspawn = opt.nspawn, .ntasks = j->ntasks,
         .cpu_clock = opt.cpu_clock,
     };
     if (c.nactive > c.npipes)
@@ -752,6 +820,8 @@ static int run_sample(struct impl *im, struct job *j, double *out)
     case J_FANOUT: return im->b.fanout(ctx, &c, out);
     case J_WAKE:   return im->b.wakeup(ctx, &c, j->producers, out);
     case J_SWITCH: return im->b.swtch(ctx, &c, out);
+    case J_SPAWN:  return im->b.spawn(ctx, &c, out);
+    case J_RSS:    return im->b.tasks_rss(ctx, &c, out);
     }
     return -ENOSYS;
 }
@@ -871,19 +941,97 @@ static void progress(const char *fmt, ...)
     va_end(ap);
 }
 
+/* Memory a sample may still take, in bytes: MemAvailable, capped by the
+ * room left under this cgroup's limit (cgroup v2); -1 if unknown. */
+static double mem_available(void)
+{
+    double avail = -1;
+    char line[512];
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        unsigned long long kb;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                avail = (double)kb * 1024;
+                break;
+            }
+        fclose(f);
+    }
+    char cg[256] = "";
+    if ((f = fopen("/proc/self/cgroup", "r"))) {
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "0::", 3)) {
+                line[strcspn(line, "\n")] = 0;
+                snprintf(cg, sizeof cg, "%.200s", line + 3);     /* longer: not found */
+            }
+        fclose(f);
+    }
+    const char *dirs[] = { cg, "" };
+    for (int d = 0; d < 2; d++) {
+        char p1[384], p2[384];
+        unsigned long long max, cur;
+        snprintf(p1, sizeof p1, "/sys/fs/cgroup%s/memory.max", dirs[d]);
+        snprintf(p2, sizeof p2, "/sys/fs/cgroup%s/memory.current", dirs[d]);
+        FILE *a = fopen(p1, "r"), *b = fopen(p2, "r");
+        int ok = a && b && fscanf(a, "%llu", &max) == 1 && fscanf(b, "%llu", &cur) == 1;
+        if (a)
+            fclose(a);
+        if (b)
+            fclose(b);
+        if (ok) {               /* "max" (no limit) does not scan */
+            double room = max > cur ? (double)(max - cur) : 0;
+            if (avail < 0 || room < avail)
+                avail = room;
+            break;
+        }
+    }
+    return avail;
+}
+
+/* Before a tasks-rss job: skip it, saying why, when its sample would not fit
+ * in memory (1,000,000 tasks take about 4 GiB).  The estimate is the largest
+ * RSS per task measured so far in this run, else 5 KiB, plus a margin. */
+static int rss_skip(struct job *j)
+{
+    double per = 5 * 1024;
+    for (int mi = 0; mi < nmetric; mi++) {
+        const struct metric *m = &metrics[mi];
+        if (!m->bytes)
+            continue;
+        for (int k = 0; k < MAXIMPL * opt.runs; k++)
+            if (!isnan(m->s[k]) && m->s[k] / m->ops > per)
+                per = m->s[k] / m->ops;
+    }
+    double need = per * j->ntasks * 1.1 + 64.0 * 1048576, avail = mem_available();
+    if (avail < 0 || need <= avail)
+        return 0;
+    snprintf(j->skipped, sizeof j->skipped, "skipped: needs about %.1f GiB of memory, %.1f GiB available",
+             need / 1073741824.0, avail / 1073741824.0);
+    return 1;
+}
+
 static void run_all(void)
 {
     int total = 0;
     for (int j = 0; j < njob; j++)
         for (int i = 0; i < nimpl; i++)
             if (impls[i].selected && impls[i].avail && supports(&impls[i], &jobs[j]))
-                total += opt.runs;
+                total += jobs[j].runs;
     int done = 0;
     uint64_t start = bench_ns();
     for (int jn = 0; jn < njob; jn++) {
         struct job *j = &jobs[jn];
         uint64_t jstart = bench_ns();
-        for (int rep = 0; rep < opt.runs; rep++) {
+        int loops = 0;
+        for (int i = 0; i < nimpl; i++)
+            if (impls[i].selected && impls[i].avail && supports(&impls[i], j))
+                loops++;
+        if (j->kind == J_RSS && loops && rss_skip(j)) {
+            done += loops * j->runs;
+            fprintf(stderr, "%saloop-bench: %s: %s\n", tty ? "\r\033[K" : "", j->name, j->skipped);
+            continue;
+        }
+        for (int rep = 0; rep < j->runs; rep++) {
             int order[MAXIMPL];
             int n = order_of(rep, order);
             for (int k = 0; k < n; k++) {
@@ -895,7 +1043,7 @@ static void run_all(void)
                     continue;
                 if (tty || rep == 0 || k == 0)
                     progress("[%3d%%] %s: run %d/%d %s", done * 100 / (total ? total : 1), j->name,
-                             rep + 1, opt.runs, im->name);
+                             rep + 1, j->runs, im->name);
                 double out[4] = { NAN, NAN, NAN, NAN };
                 int r = run_isolated(im, j, out);
                 if (r < 0) {
@@ -981,6 +1129,27 @@ static int own_raw(int i)
     return k >= 0 && impls[k].selected && impls[k].avail ? k : -1;
 }
 
+static int is_tasks(const struct job *j)
+{
+    return j->kind == J_SWITCH || j->kind == J_SPAWN || j->kind == J_RSS;
+}
+
+/* What row i of metric m is compared with in the "vs raw" column: the raw
+ * library under an aloop backend; for switch, the bare switch of the same
+ * repetitions (the physical limit); for spawn and tasks-rss nothing (the
+ * raw libraries have no tasks). */
+static int ref_of(const struct metric *m, int i)
+{
+    const struct job *j = &jobs[m->job];
+    if (j->kind == J_SWITCH) {
+        int k = find_impl("bare");
+        return impls[i].aloop && k >= 0 && impls[k].selected && impls[k].avail ? k : -1;
+    }
+    if (is_tasks(j))
+        return -1;
+    return own_raw(i);
+}
+
 static int raw_libev(void)
 {
     int k = find_impl("raw-libev");
@@ -991,7 +1160,7 @@ static int raw_libev(void)
 static int shown(const struct metric *m, int i)
 {
     const struct impl *im = &impls[i];
-    return im->selected && im->avail && supports(im, &jobs[m->job]);
+    return im->selected && im->avail && supports(im, &jobs[m->job]) && !jobs[m->job].skipped[0];
 }
 
 /* ---- output: the table ---------------------------------------------------------- */
@@ -1026,10 +1195,24 @@ static const char *fmt_rate(char *buf, size_t n, double r)
     return buf;
 }
 
-static const char *fmt_ratio(char *buf, size_t n, double r)
+static const char *fmt_bytes(char *buf, size_t n, double b)
+{
+    if (isnan(b))
+        snprintf(buf, n, "-");
+    else if (b >= 1048576 * 10.0)
+        snprintf(buf, n, "%.0f MiB", b / 1048576);
+    else if (b >= 1048576)
+        snprintf(buf, n, "%.1f MiB", b / 1048576);
+    else
+        snprintf(buf, n, "%.1f KiB", b / 1024);
+    return buf;
+}
+
+/* no ratio: blank for a reference row, "-" where no reference exists */
+static const char *fmt_ratio(char *buf, size_t n, double r, int dash)
 {
     if (isnan(r))
-        buf[0] = 0;
+        snprintf(buf, n, "%s", dash ? "-" : "");
     else
         snprintf(buf, n, "%.2f", r);
     return buf;
@@ -1105,8 +1288,24 @@ static void print_header(FILE *f)
             if (jb->producers == 1)
                 fprintf(f, "  wakeup: %u call_soon_threadsafe calls in total\n", opt.wake);
             break;
-        case J_SWITCH:
-            fprintf(f, "  switch: %llu task switches\n", (unsigned long long)opt.nswitch);
+        case J_SWITCH: {
+            int b = find_impl("bare");
+            fprintf(f, "  switch: time per round trip of two tasks yielding to each other through the "
+                       "loop (A yields, B runs and yields, A runs), over %llu; bare: the same switch "
+                       "routine (%s) with no loop, the physical limit, over %llu; vs raw = aloop / bare\n",
+                    (unsigned long long)opt.nswitch, b >= 0 && impls[b].b.version ? impls[b].b.version : "?",
+                    (unsigned long long)opt.nswitch * BENCH_BARE_FACTOR);
+            break;
+        }
+        case J_SPAWN:
+            fprintf(f, "  spawn: time per task to spawn, run, join and release a trivial task from a "
+                       "driver task, one at a time, then %d at a time (aloop_gather), over %llu; "
+                       "pooled stacks\n", BENCH_SPAWN_BATCH, (unsigned long long)opt.nspawn);
+            break;
+        case J_RSS:
+            if (jb == &jobs[0] || jb[-1].kind != J_RSS)
+                fprintf(f, "  tasks-rss: RSS growth while N tasks sleep, each having touched 1.5 KiB of "
+                           "its stack; one sample per loop (it does not vary); ops/s column: KiB per task\n");
             break;
         }
     }
@@ -1151,12 +1350,26 @@ static void print_table(FILE *f)
                 continue;
             }
             struct stat3 s = stats(m, i);
-            double rr = ratio(m, i, own_raw(i));
+            double rr = ratio(m, i, ref_of(m, i));
             double rl = impls[i].aloop || (impls[i].raw && i != lev) ? ratio(m, i, lev) : NAN;
-            fprintf(f, "%-24s %-14s %10s %10s %10s %10s %7s %8s\n", m->label, impls[i].name,
-                    fmt_time(b1, sizeof b1, s.med), fmt_time(b2, sizeof b2, s.min),
-                    fmt_time(b3, sizeof b3, s.max), fmt_rate(b4, sizeof b4, m->ops / s.med),
-                    fmt_ratio(b5, sizeof b5, rr), fmt_ratio(b6, sizeof b6, rl));
+            int dash = is_tasks(j) && impls[i].aloop;
+            if (m->bytes) {
+                fmt_bytes(b1, sizeof b1, s.med);
+                fmt_bytes(b2, sizeof b2, s.min);
+                fmt_bytes(b3, sizeof b3, s.max);
+                snprintf(b4, sizeof b4, "%.2fK/task", s.med / m->ops / 1024);
+            } else {
+                fmt_time(b1, sizeof b1, s.med);
+                fmt_time(b2, sizeof b2, s.min);
+                fmt_time(b3, sizeof b3, s.max);
+                fmt_rate(b4, sizeof b4, m->ops / s.med);
+            }
+            fprintf(f, "%-24s %-14s %10s %10s %10s %10s %7s %8s\n", m->label, impls[i].name, b1, b2, b3,
+                    b4, fmt_ratio(b5, sizeof b5, rr, dash), fmt_ratio(b6, sizeof b6, rl, dash));
+        }
+        if (j->skipped[0]) {
+            fprintf(f, "%-24s %-14s %s\n", m->label, "(every loop)", j->skipped);
+            any = 1;
         }
         if (any && mi + 1 < nmetric)
             fputc('\n', f);
@@ -1171,6 +1384,16 @@ static const struct metric *metric_by_id(const char *id)
     return NULL;
 }
 
+/* a block's title, printed before its first line only */
+static const char *target_title;
+
+static void target_head(FILE *f)
+{
+    if (target_title)
+        fprintf(f, "\n%s\n", target_title);
+    target_title = NULL;
+}
+
 static void target_line(FILE *f, const struct metric *m, int a, int b, double limit)
 {
     if (!m || a < 0 || b < 0 || !impls[a].selected || !impls[a].avail)
@@ -1178,6 +1401,7 @@ static void target_line(FILE *f, const struct metric *m, int a, int b, double li
     double r = ratio(m, a, b);
     if (isnan(r))
         return;
+    target_head(f);
     char what[64];
     snprintf(what, sizeof what, "%s / %s", impls[a].name, impls[b].name);
     fprintf(f, "  %-24s %-30s %5.2f  (<= %.2f) %s\n", m->label, what, r, limit, r <= limit ? "holds" : "MISSED");
@@ -1185,7 +1409,7 @@ static void target_line(FILE *f, const struct metric *m, int a, int b, double li
 
 static void print_targets(FILE *f)
 {
-    fprintf(f, "\ntargets (issue 4):\n");
+    target_title = "targets (issue 4):";
     static const char *const ids[] = { "pipes-events", "pipes-setup", "timers-schedule", "timers-fire",
                                        "timers-fire-cpu", "timers-churn", NULL };
     static const char *const third[] = { "libev", "libevent", "libuv", NULL };
@@ -1220,18 +1444,39 @@ static void print_targets(FILE *f)
                 continue;
             double per = s.med / ch->ops * 1e9;
             if (!isnan(ls.med)) {
+                target_head(f);
                 double lper = ls.med / ch->ops * 1e9;
                 fprintf(f, "  %-24s %-30s %5.1f ns vs %.1f ns per callback (%s) %s\n",
                         ch->label, native[k], per, lper, opt.cpu_clock ? "cpu time" : "wall clock",
                         per < lper ? "holds" : "MISSED");
             }
             if (!isnan(ps.med)) {
+                target_head(f);
                 double frac = ps.med / s.med;
                 fprintf(f, "  %-24s %-30s %5.0f%% of plain's rate (>= 50%%) %s\n", ch->label, native[k],
                         frac * 100, frac >= 0.5 ? "holds" : "MISSED");
             }
         }
     }
+    /* tasks: a yield round trip through the loop within 8x the bare switch
+     * of the same repetitions */
+    target_title = "targets (issue 7, tasks):";
+    const struct metric *sw = metric_by_id("switch");
+    int bare = find_impl("bare");
+    if (sw && bare >= 0 && impls[bare].selected && impls[bare].avail)
+        for (int a = 0; a < nimpl; a++) {
+            if (!impls[a].aloop || !impls[a].selected || !impls[a].avail)
+                continue;
+            double r = ratio(sw, a, bare);
+            if (isnan(r))
+                continue;
+            target_head(f);
+            char what[64];
+            snprintf(what, sizeof what, "%.24s / bare", impls[a].name);
+            fprintf(f, "  %-24s %-30s %5.2f  (<= 8.00) %s: %.1f ns vs %.1f ns per round trip\n", sw->label,
+                    what, r, r <= 8.0 ? "holds" : "MISSED", stats(sw, a).med * 1e9, stats(sw, bare).med * 1e9);
+        }
+    target_title = NULL;
 }
 
 /* ---- output: CSV and JSON ------------------------------------------------------------ */
@@ -1241,7 +1486,9 @@ static void write_csv(const char *path)
     FILE *f = fopen(path, "w");
     if (!f)
         die("%s: %s", path, strerror(errno));
-    fprintf(f, "workload,label,loop,version,runs,median_s,min_s,max_s,ops,ops_per_s,ns_per_op,raw,vs_raw,vs_libev,error");
+    /* unit: what median_s, min_s, max_s and the runs hold, "s" (seconds)
+     * or "bytes" (tasks-rss: ops_per_s and ns_per_op are then empty) */
+    fprintf(f, "workload,label,loop,version,runs,median_s,min_s,max_s,ops,ops_per_s,ns_per_op,raw,vs_raw,vs_libev,error,unit");
     for (int r = 0; r < opt.runs; r++)
         fprintf(f, ",run%d_s", r + 1);
     fprintf(f, "\n");
@@ -1252,19 +1499,23 @@ static void write_csv(const char *path)
             if (!shown(m, i))
                 continue;
             struct stat3 s = stats(m, i);
-            int raw = own_raw(i);
+            int raw = ref_of(m, i);
             double rr = ratio(m, i, raw);
             double rl = i != lev ? ratio(m, i, lev) : NAN;
             int err = jobs[m->job].failed[i];
-            fprintf(f, "%s,\"%s\",%s,\"%s\",%d,%.9g,%.9g,%.9g,%.0f,%.6g,%.6g,%s,", m->id, m->label, impls[i].name,
-                    impls[i].b.version ? impls[i].b.version : "", s.n, s.med, s.min, s.max, m->ops,
-                    m->ops / s.med, s.med / m->ops * 1e9, raw >= 0 ? impls[raw].name : "");
+            fprintf(f, "%s,\"%s\",%s,\"%s\",%d,%.9g,%.9g,%.9g,%.0f,", m->id, m->label, impls[i].name,
+                    impls[i].b.version ? impls[i].b.version : "", s.n, s.med, s.min, s.max, m->ops);
+            if (!m->bytes)
+                fprintf(f, "%.6g,%.6g", m->ops / s.med, s.med / m->ops * 1e9);
+            else
+                fputc(',', f);
+            fprintf(f, ",%s,", raw >= 0 ? impls[raw].name : "");
             if (!isnan(rr))
                 fprintf(f, "%.4f", rr);
             fputc(',', f);
             if (!isnan(rl))
                 fprintf(f, "%.4f", rl);
-            fprintf(f, ",\"%s\"", err ? failure_text(&impls[i], &jobs[m->job]) : "");
+            fprintf(f, ",\"%s\",%s", err ? failure_text(&impls[i], &jobs[m->job]) : "", m->bytes ? "bytes" : "s");
             for (int r = 0; r < opt.runs; r++) {
                 double x = m->s[i * opt.runs + r];
                 if (isnan(x))
@@ -1272,6 +1523,13 @@ static void write_csv(const char *path)
                 else
                     fprintf(f, ",%.9g", x);
             }
+            fprintf(f, "\n");
+        }
+        if (jobs[m->job].skipped[0]) {      /* one row, no loop */
+            fprintf(f, "%s,\"%s\",,,0,,,,%.0f,,,,,,\"%s\",%s", m->id, m->label, m->ops, jobs[m->job].skipped,
+                    m->bytes ? "bytes" : "s");
+            for (int r = 0; r < opt.runs; r++)
+                fputc(',', f);
             fprintf(f, "\n");
         }
     }
@@ -1326,9 +1584,14 @@ static void write_json(const char *path)
     for (int s = 0; s < opt.nsizes; s++)
         fprintf(f, "%s%d", s ? ", " : "", opt.npipes[s]);
     fprintf(f, "], \"active\": %d, \"writes\": %d, \"rounds\": %d, \"timers\": %u, \"span_ms\": %u, "
-               "\"churn\": %u, \"window\": %u, \"chain\": %llu, \"fanout\": %u, \"wakeup\": %u},\n",
+               "\"churn\": %u, \"window\": %u, \"chain\": %llu, \"fanout\": %u, \"wakeup\": %u, "
+               "\"switch\": %llu, \"spawn\": %llu, \"tasks\": [",
             opt.active, opt.writes, opt.rounds, opt.timers, opt.span_ms, opt.churn, opt.window,
-            (unsigned long long)opt.chain, opt.fanout, opt.wake);
+            (unsigned long long)opt.chain, opt.fanout, opt.wake, (unsigned long long)opt.nswitch,
+            (unsigned long long)opt.nspawn);
+    for (int s = 0; s < opt.ntasksizes; s++)
+        fprintf(f, "%s%u", s ? ", " : "", opt.ntasks[s]);
+    fprintf(f, "]},\n");
     fprintf(f, "  \"loops\": [");
     int first = 1;
     for (int i = 0; i < nimpl; i++) {
@@ -1355,7 +1618,7 @@ static void write_json(const char *path)
             if (!shown(m, i))
                 continue;
             struct stat3 s = stats(m, i);
-            int raw = own_raw(i);
+            int raw = ref_of(m, i);
             int err = jobs[m->job].failed[i];
             fprintf(f, "%s\n    {\"workload\": ", first ? "" : ",");
             first = 0;
@@ -1366,16 +1629,23 @@ static void write_json(const char *path)
             json_str(f, impls[i].name);
             fprintf(f, ", \"ops\": %.0f, \"unit\": ", m->ops);
             json_str(f, m->opname);
-            fprintf(f, ", \"median_s\": ");
+            /* tasks-rss: bytes, not seconds */
+            const char *unit = m->bytes ? "bytes" : "s";
+            fprintf(f, ", \"median_%s\": ", unit);
             json_num(f, s.med);
-            fprintf(f, ", \"min_s\": ");
+            fprintf(f, ", \"min_%s\": ", unit);
             json_num(f, s.min);
-            fprintf(f, ", \"max_s\": ");
+            fprintf(f, ", \"max_%s\": ", unit);
             json_num(f, s.max);
-            fprintf(f, ", \"ops_per_s\": ");
-            json_num(f, m->ops / s.med);
-            fprintf(f, ", \"ns_per_op\": ");
-            json_num(f, s.med / m->ops * 1e9);
+            if (m->bytes) {
+                fprintf(f, ", \"bytes_per_op\": ");
+                json_num(f, s.med / m->ops);
+            } else {
+                fprintf(f, ", \"ops_per_s\": ");
+                json_num(f, m->ops / s.med);
+                fprintf(f, ", \"ns_per_op\": ");
+                json_num(f, s.med / m->ops * 1e9);
+            }
             fprintf(f, ", \"raw\": ");
             if (raw >= 0)
                 json_str(f, impls[raw].name);
@@ -1390,7 +1660,7 @@ static void write_json(const char *path)
                 json_str(f, failure_text(&impls[i], &jobs[m->job]));
             else
                 fprintf(f, "null");
-            fprintf(f, ", \"samples_s\": [");
+            fprintf(f, ", \"samples_%s\": [", unit);
             for (int r = 0; r < opt.runs; r++) {
                 fprintf(f, "%s", r ? ", " : "");
                 json_num(f, m->s[i * opt.runs + r]);
@@ -1398,15 +1668,31 @@ static void write_json(const char *path)
             fprintf(f, "]}");
         }
     }
-    fprintf(f, "\n  ]\n}\n");
+    fprintf(f, "\n  ],\n  \"skipped\": [");
+    first = 1;
+    for (int mi = 0; mi < nmetric; mi++) {
+        const struct metric *m = &metrics[mi];
+        if (!jobs[m->job].skipped[0])
+            continue;
+        fprintf(f, "%s\n    {\"workload\": ", first ? "" : ",");
+        first = 0;
+        json_str(f, m->id);
+        fprintf(f, ", \"label\": ");
+        json_str(f, m->label);
+        fprintf(f, ", \"reason\": ");
+        json_str(f, jobs[m->job].skipped);
+        fprintf(f, "}");
+    }
+    fprintf(f, "%s]\n}\n", first ? "" : "\n  ");
     fclose(f);
 }
 
 /* ---- output: the plot (gnuplot) --------------------------------------------------------
  * One panel per row of the table: a bar per loop, ns per operation (median;
- * the whisker spans min..max), aloop in blue beside the raw library under it
- * in orange, plain in grey; each aloop bar is labelled with its ratio to
- * that raw library. */
+ * the whisker spans min..max; tasks-rss: RSS bytes per task), aloop in blue
+ * beside the raw library under it in orange, plain and bare in grey; each
+ * aloop bar is labelled with its ratio to that raw library (switch: to
+ * bare). */
 
 static const char *bar_color(const struct impl *im)
 {
@@ -1451,8 +1737,8 @@ static void write_plot(const char *png)
     fprintf(f, "set xtics rotate by -40 scale 0 font ',9'\n");
     fprintf(f, "set yrange [0:*]\nset offsets 0, 0, graph 0.12, 0\n");
     fprintf(f, "set multiplot layout %d,%d title \"aloop-bench: ns per operation (%s), median of %d runs (whiskers: min..max). "
-               "blue = aloop on the backend, orange = the raw library, grey = plain loop; "
-               "label = aloop time / raw time\\n%s, %ld CPUs, load %s; %s\" font ',11'\n",
+               "blue = aloop on the backend, orange = the raw library, grey = plain loop, bare switch; "
+               "label = aloop time / raw time (switch: / bare)\\n%s, %ld CPUs, load %s; %s\" font ',11'\n",
             rows, cols, opt.cpu_clock ? "thread CPU time" : "wall clock", opt.runs, cpu, sysconf(_SC_NPROCESSORS_ONLN), load_start, cmdline);
     for (int mi = 0; mi < nmetric; mi++) {
         const struct metric *m = &metrics[mi];
@@ -1476,18 +1762,21 @@ static void write_plot(const char *png)
             if (prev && strcmp(prev, impls[i].lib))
                 x++;
             prev = impls[i].lib;
-            double r = ratio(m, i, own_raw(i));
+            double r = ratio(m, i, ref_of(m, i));
             char lab[32] = "";
             if (!isnan(r))
                 snprintf(lab, sizeof lab, "x%.2f", r);
-            fprintf(f, "%d %s %.6g %.6g %.6g %s \"%s\"\n", x, impls[i].name, s.med / m->ops * 1e9,
-                    s.min / m->ops * 1e9, s.max / m->ops * 1e9, bar_color(&impls[i]), lab);
+            double k = m->bytes ? 1 : 1e9;         /* bytes or ns per op */
+            fprintf(f, "%d %s %.6g %.6g %.6g %s \"%s\"\n", x, impls[i].name, s.med / m->ops * k,
+                    s.min / m->ops * k, s.max / m->ops * k, bar_color(&impls[i]), lab);
             x++;
         }
         fprintf(f, "EOD\n");
-        fprintf(f, "set title \"%s\"\nset ylabel 'ns per %s'\nset xrange [-0.7:%d.7]\n", m->label,
+        fprintf(f, "set title \"%s\"\nset ylabel '%s per %s'\nset xrange [-0.7:%d.7]\n", m->label,
+                m->bytes ? "RSS bytes" : "ns",
                 !strcmp(m->opname, "events") ? "event" : !strcmp(m->opname, "timers") ? "timer" :
-                !strcmp(m->opname, "start+cancel") ? "start+cancel" : !strcmp(m->opname, "switches") ? "switch" :
+                !strcmp(m->opname, "start+cancel") ? "start+cancel" :
+                !strcmp(m->opname, "round trips") ? "round trip" : !strcmp(m->opname, "tasks") ? "task" :
                 "call", x - 1);
         fprintf(f, "plot %s using 1:3:(0.8):6:xtic(2) with boxes lc rgb variable, \\\n"
                    "     %s using 1:3:4:5 with yerrorbars lc rgb 'black' pt 0 lw 1, \\\n"
@@ -1517,8 +1806,8 @@ static void list_loops(void)
         else
             printf("  %-14s unavailable: %s\n", im->name, im->why);
     }
-    printf("workloads: pipes timers churn callsoon chain fanout wakeup wakeup1 wakeup2%s\n",
-           bench_switch_available() ? " switch" : " (switch: needs bench/bench-task.c)");
+    printf("workloads: pipes timers churn callsoon chain fanout wakeup wakeup1 wakeup2 tasks switch spawn "
+           "tasks-rss\n");
 }
 
 int main(int argc, char **argv)

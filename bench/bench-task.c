@@ -2,20 +2,26 @@
  *
  *   switch     two tasks yielding to each other through the loop (every loop
  *              rule kept): ns per round trip, beside a bare switch of the
- *              same assembly routine with no loop (the physical limit),
- *              measured in the same run;
+ *              same routine with no loop (the physical limit), measured in
+ *              the same run;
  *   spawn      spawn + finish + join (+ release) of a trivial task, pooled
  *              stacks: one at a time from a driver task, and in batches;
  *   tasks-rss  RSS of 100,000 and of 1,000,000 sleeping tasks that each
  *              touched 1.5 KiB of stack.
  *
- * Built two ways.  As bench/bench-task (BENCH_TASK_MAIN): a program that
- * prints a table; `bench-task --bare N` / `--yield N` run only that loop N
- * times, with callgrind instrumentation on around it only, for
+ * Built two ways.  Into aloop-bench (the default): it provides the switch
+ * workload on every aloop backend (aloop_bench_task_switch(), which
+ * bench-aloop.c calls through a weak reference), spawn and tasks-rss
+ * (bench_task_impl()), and the "bare" loop, the switch routine alone
+ * (bench_bare_impl()).  As bench/bench-task (BENCH_TASK_MAIN): a program
+ * that prints the same figures as a short list, and whose `--bare N`,
+ * `--yield N` and `--spawn N` run only that loop N times, with callgrind
+ * instrumentation on around it only, for
  *     valgrind --tool=callgrind --instr-atstart=no ./bench/bench-task --bare 1000000
- * (instructions per round trip = Ir / N).  Without BENCH_TASK_MAIN, it
- * provides aloop-bench's switch workload, aloop_bench_task_switch().
- */
+ * (instructions per round trip = Ir / N).
+ *
+ * The bare switch calls aloop__fiber_switch, which libaloop keeps hidden:
+ * both programs compile task/switch_<arch>.S in themselves. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -30,10 +36,14 @@
 #include "aloop.h"
 #include "aloop-task.h"
 
+/* aloop-bench --clock cpu: the thread's CPU time (tasks run on the thread
+ * that runs the loop, so that is all of their work) */
+static int cpu_clock;
+
 static uint64_t now_ns(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -49,7 +59,7 @@ static void *yielder(void *arg)
 }
 
 /* Two tasks, `rounds` yields each: one round trip is A yields, B runs and
- * yields, A runs.  Returns seconds, or a negative errno. */
+ * yields, A runs.  Returns 0 and the seconds in *sec, or a negative errno. */
 static int yield_run(const char *backend, uint64_t rounds, double *sec)
 {
     aloop_t *loop;
@@ -73,37 +83,10 @@ static int yield_run(const char *backend, uint64_t rounds, double *sec)
     return r;
 }
 
-#ifndef BENCH_TASK_MAIN
-/* ---- aloop-bench's switch workload ------------------------------------------ */
-#include "bench.h"
-
-/* out[0]: seconds for cfg->nswitch task switches (yields; two tasks). */
-BENCH_EXPORT int aloop_bench_task_switch(const char *backend, const struct bench_cfg *c, double *out);
-
-int aloop_bench_task_switch(const char *backend, const struct bench_cfg *c, double *out)
-{
-    uint64_t rounds = c->nswitch / 2 ? c->nswitch / 2 : 1;
-    return yield_run(backend, rounds, &out[0]);
-}
-
-#else /* BENCH_TASK_MAIN: the stand-alone program */
-
-#include <sys/wait.h>
-
-#if defined(__has_include)
-#if __has_include(<valgrind/callgrind.h>)
-#include <valgrind/callgrind.h>
-#endif
-#endif
-#ifndef CALLGRIND_START_INSTRUMENTATION
-#define CALLGRIND_START_INSTRUMENTATION
-#define CALLGRIND_STOP_INSTRUMENTATION
-#endif
-
 /* ---- the bare switch: the same routine, no loop --------------------------- */
 
 #if (defined(__x86_64__) || defined(__aarch64__)) && !defined(ALOOP_TASK_UCONTEXT)
-#define BARE_ASM 1
+#define BARE_SWITCH "assembly"
 void aloop__fiber_switch(void **save, void *to);
 void aloop__fiber_start(void);
 
@@ -142,6 +125,7 @@ static __attribute__((noinline)) void bare_loop(uint64_t n)
         aloop__fiber_switch(&main_sp, peer_sp);
 }
 #else
+#define BARE_SWITCH "ucontext"
 #include <ucontext.h>
 static ucontext_t main_uc, peer_uc;
 
@@ -167,9 +151,20 @@ static __attribute__((noinline)) void bare_loop(uint64_t n)
 #endif
 
 static char peer_stack[64 << 10] __attribute__((aligned(16)));
+static int peer_ready;
 
+static void bare_prepare(void)
+{
+    if (!peer_ready) {
+        peer_make(peer_stack, sizeof peer_stack);
+        peer_ready = 1;
+    }
+}
+
+/* ns per bare round trip (main -> peer -> main), n of them after a warm-up */
 static double bare_ns(uint64_t n)
 {
+    bare_prepare();
     bare_loop(1000);
     uint64_t t0 = now_ns();
     bare_loop(n);
@@ -201,24 +196,34 @@ static void *spawner(void *arg)
     return NULL;
 }
 
-static double spawn_ns(const char *backend, uint64_t n, unsigned batch)
+/* n (a multiple of batch, 1..1024) spawn + finish + join + release from a
+ * driver task, after a warm-up that fills the loop's pools.  0 and the
+ * seconds in *sec, or a negative errno. */
+static int spawn_run(const char *backend, uint64_t n, unsigned batch, double *sec)
 {
     aloop_t *loop;
-    if (aloop_new(&loop, backend) < 0)
-        return -1;
+    int r = aloop_new(&loop, backend);
+    if (r < 0)
+        return r;
     struct spawn_job warm = { loop, batch * 4, batch, 0 }, j = { loop, n, batch, 0 };
     aloop_task_t *d;
-    aloop_spawn(loop, &d, spawner, &warm);      /* fills the pools */
-    aloop_task_join(d, NULL);
+    if ((r = aloop_spawn(loop, &d, spawner, &warm)) < 0)
+        goto out;
+    r = aloop_task_join(d, NULL);
     aloop_task_release(d);
-    aloop_spawn(loop, &d, spawner, &j);
-    aloop_run(loop, ALOOP_RUN_NOWAIT);
+    if (r < 0 || (r = warm.rc) < 0 || (r = aloop_spawn(loop, &d, spawner, &j)) < 0)
+        goto out;
+    aloop_run(loop, ALOOP_RUN_NOWAIT);          /* the driver is running */
     uint64_t t0 = now_ns();
-    aloop_task_join(d, NULL);
+    r = aloop_task_join(d, NULL);
     uint64_t t1 = now_ns();
     aloop_task_release(d);
+    if (r == 0)
+        r = j.rc;
+    *sec = (double)(t1 - t0) * 1e-9;
+out:
     aloop_close(loop);
-    return j.rc < 0 ? -1 : (double)(t1 - t0) / (double)n;
+    return r;
 }
 
 /* ---- tasks-rss ---------------------------------------------------------------- */
@@ -245,35 +250,133 @@ static void *sleeper(void *arg)
     return NULL;
 }
 
-struct rss { double per_task, total_mib, spawn_s, close_s; int rc; };
+struct rss { double bytes, spawn_s, close_s; int rc; };
 
-/* In a child process, so that each count starts from a fresh heap. */
+/* n detached tasks that each touch their stack and sleep; the growth of
+ * the process's RSS once every one is asleep.  Run it in a fresh process
+ * (a child), so that each count starts from the same heap. */
+static struct rss rss_measure(const char *backend, long n)
+{
+    struct rss r = { 0, 0, 0, 0 };
+    aloop_t *loop;
+    if ((r.rc = aloop_new(&loop, backend)) < 0)
+        return r;
+    long before = rss_bytes();
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < n && r.rc == 0; i++)
+        r.rc = aloop_spawn(loop, NULL, sleeper, NULL);
+    if (r.rc == 0 && (r.rc = aloop_run(loop, ALOOP_RUN_NOWAIT)) > 0)
+        r.rc = 0;                               /* every task ran and sleeps */
+    uint64_t t1 = now_ns();
+    long after = rss_bytes();
+    r.bytes = (double)(after - before);
+    r.spawn_s = (double)(t1 - t0) * 1e-9;
+    aloop_close(loop);                          /* cancels and reclaims them */
+    r.close_s = (double)(now_ns() - t1) * 1e-9;
+    return r;
+}
+
+#ifndef BENCH_TASK_MAIN
+/* ---- aloop-bench's workloads -------------------------------------------------- */
+#include "bench.h"
+
+/* switch: out[0] = seconds per round trip, over cfg->nswitch of them (two
+ * tasks, each yielding nswitch times).  Called by bench-aloop.c's a_switch. */
+BENCH_EXPORT int aloop_bench_task_switch(const char *backend, const struct bench_cfg *c, double *out);
+
+int aloop_bench_task_switch(const char *backend, const struct bench_cfg *c, double *out)
+{
+    cpu_clock = c->cpu_clock;
+    uint64_t n = c->nswitch ? c->nswitch : 1;
+    double sec = 0;
+    int r = yield_run(backend, n, &sec);
+    out[0] = sec / (double)n;
+    return r;
+}
+
+/* spawn: out[SPAWN_ONE], out[SPAWN_BATCH] = seconds per task, over
+ * cfg->nspawn tasks (rounded down to a multiple of BENCH_SPAWN_BATCH) */
+static int t_spawn(void *ctx, const struct bench_cfg *c, double *out)
+{
+    cpu_clock = c->cpu_clock;
+    uint64_t n = c->nspawn / BENCH_SPAWN_BATCH * BENCH_SPAWN_BATCH;
+    if (n == 0)
+        n = BENCH_SPAWN_BATCH;
+    double s1 = 0, s2 = 0;
+    int r = spawn_run(ctx, n, 1, &s1);
+    if (r == 0)
+        r = spawn_run(ctx, n, BENCH_SPAWN_BATCH, &s2);
+    if (r < 0)
+        return r;
+    out[SPAWN_ONE] = s1 / (double)n;
+    out[SPAWN_BATCH] = s2 / (double)n;
+    return 0;
+}
+
+/* tasks-rss: out[0] = RSS growth in bytes for cfg->ntasks sleeping tasks
+ * (the sample already runs in a child process of its own) */
+static int t_rss(void *ctx, const struct bench_cfg *c, double *out)
+{
+    struct rss r = rss_measure(ctx, (long)c->ntasks);
+    if (r.rc < 0)
+        return r.rc;
+    out[0] = r.bytes;
+    return 0;
+}
+
+void bench_task_impl(struct bench_impl *impl)
+{
+    impl->spawn = t_spawn;
+    impl->tasks_rss = t_rss;
+}
+
+/* the bare loop: out[0] = seconds per bare round trip, over
+ * BENCH_BARE_FACTOR * cfg->nswitch of them (a sample about as long as
+ * the loops' samples) */
+static int bare_switch(void *ctx, const struct bench_cfg *c, double *out)
+{
+    (void)ctx;
+    cpu_clock = c->cpu_clock;
+    uint64_t n = c->nswitch ? c->nswitch : 1;
+    out[0] = bare_ns(n * BENCH_BARE_FACTOR) * 1e-9;
+    return 0;
+}
+
+void bench_bare_impl(struct bench_impl *impl)
+{
+    memset(impl, 0, sizeof *impl);
+    impl->abi = BENCH_ABI;
+    impl->name = "bare";
+    impl->version = BARE_SWITCH;
+    impl->swtch = bare_switch;
+}
+
+#else /* BENCH_TASK_MAIN: the stand-alone program */
+
+#include <sys/wait.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#endif
+#endif
+#ifndef CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_STOP_INSTRUMENTATION
+#endif
+
+/* rss_measure() in a child process, so that each count starts from a fresh heap */
 static struct rss rss_run(const char *backend, long n)
 {
-    struct rss out = { 0, 0, 0, 0, -1 };
+    struct rss out = { 0, 0, 0, -1 };
     int p[2];
     if (pipe(p) < 0)
         return out;
+    fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
-        struct rss r = { 0, 0, 0, 0, 0 };
-        aloop_t *loop;
-        if ((r.rc = aloop_new(&loop, backend)) == 0) {
-            long before = rss_bytes();
-            uint64_t t0 = now_ns();
-            for (long i = 0; i < n && r.rc == 0; i++)
-                r.rc = aloop_spawn(loop, NULL, sleeper, NULL);
-            if (r.rc == 0)
-                aloop_run(loop, ALOOP_RUN_NOWAIT);      /* every task runs and sleeps */
-            uint64_t t1 = now_ns();
-            long after = rss_bytes();
-            r.per_task = (double)(after - before) / (double)n;
-            r.total_mib = (double)(after - before) / 1048576.0;
-            r.spawn_s = (double)(t1 - t0) * 1e-9;
-            aloop_close(loop);                          /* cancels and reclaims them */
-            r.close_s = (double)(now_ns() - t1) * 1e-9;
-        }
+        struct rss r = rss_measure(backend, n);
         ssize_t w = write(p[1], &r, sizeof r);
         _exit(w == (ssize_t)sizeof r ? 0 : 1);
     }
@@ -285,6 +388,12 @@ static struct rss rss_run(const char *backend, long n)
     }
     close(p[0]);
     return out;
+}
+
+static double spawn_ns(const char *backend, uint64_t n, unsigned batch)
+{
+    double sec;
+    return spawn_run(backend, n, batch, &sec) < 0 ? -1 : sec * 1e9 / (double)n;
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -324,7 +433,8 @@ int main(int argc, char **argv)
             fprintf(stderr,
                     "usage: bench-task [-b backend[,backend...]] [--quick]\n"
                     "       bench-task --bare N | --yield N | --spawn N [--batch B] [-b backend]\n"
-                    "         (one loop, for callgrind)\n");
+                    "         (one loop, for callgrind)\n"
+                    "aloop-bench --workload switch,spawn,tasks-rss measures the same, every backend\n");
             return 2;
         }
     }
@@ -332,7 +442,7 @@ int main(int argc, char **argv)
         for (const char *const *b = aloop_backends(); *b && nb < 16; b++)
             backends[nb++] = *b;
 
-    peer_make(peer_stack, sizeof peer_stack);
+    bare_prepare();
     if (bare_only) {
         bare_loop(1000);
         CALLGRIND_START_INSTRUMENTATION;
@@ -383,12 +493,7 @@ int main(int argc, char **argv)
         return 0;
     }
 
-#ifdef BARE_ASM
-    const char *sw = "assembly";
-#else
-    const char *sw = "ucontext";
-#endif
-    printf("aloop tasks bench: %s switch, medians of %d runs\n\n", sw, RUNS);
+    printf("aloop tasks bench: %s switch, medians of %d runs\n\n", BARE_SWITCH, RUNS);
     uint64_t nbare = quick ? 2000000 : 20000000, nyield = quick ? 200000 : 2000000;
     double bare[RUNS];
     for (int k = 0; k < RUNS; k++)
@@ -437,7 +542,7 @@ int main(int argc, char **argv)
             printf("%-44s      n/a (%s)\n", label, aloop_strerror(r.rc));
         else
             printf("%-44s %8.1f MiB = %.2f KiB/task (spawn+start %.2f s, close %.2f s)\n", label,
-                   r.total_mib, r.per_task / 1024.0, r.spawn_s, r.close_s);
+                   r.bytes / 1048576.0, r.bytes / (double)counts[k] / 1024.0, r.spawn_s, r.close_s);
     }
     return 0;
 }

@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define BENCH_ABI 3u
+#define BENCH_ABI 4u
 
 #if defined(__GNUC__)
 #define BENCH_EXPORT __attribute__((visibility("default")))
@@ -64,8 +64,13 @@ struct bench_cfg {
     /* wakeup: nwake calls in total, split evenly among the producers. */
     uint32_t nwake;
 
-    /* switch (tasks): nswitch task switches. */
+    /* tasks (bench-task.c; aloop and the bare switch only).  switch:
+     * nswitch round trips (A -> B -> A), out[0] per round trip; spawn:
+     * nspawn tasks, one at a time and BENCH_SPAWN_BATCH at a time, out[]
+     * per task; tasks-rss: ntasks sleeping tasks, out[0] their RSS. */
     uint64_t nswitch;
+    uint64_t nspawn;
+    uint32_t ntasks;
 
     /* nonzero: time single-threaded work with the thread's CPU time
      * (bench_clock) instead of the monotonic clock (--clock cpu) */
@@ -75,6 +80,11 @@ struct bench_cfg {
 /* out[] layouts, in seconds */
 enum { PIPES_EVENTS, PIPES_SETUP };                 /* per round */
 enum { TIMERS_SCHED, TIMERS_FIRE, TIMERS_FIRE_CPU };
+enum { SPAWN_ONE, SPAWN_BATCH };                    /* per task */
+#define BENCH_SPAWN_BATCH 1000
+/* the bare switch times this many times nswitch round trips (it is ~25x
+ * faster than a round trip through a loop) */
+#define BENCH_BARE_FACTOR 10
 
 typedef int (*bench_fn)(void *ctx, const struct bench_cfg *cfg, double *out);
 typedef int (*bench_wake_fn)(void *ctx, const struct bench_cfg *cfg, int producers, double *out);
@@ -90,8 +100,19 @@ struct bench_impl {
     bench_fn chain;             /* out[0] */
     bench_fn fanout;            /* out[0] */
     bench_wake_fn wakeup;       /* out[0] */
-    bench_fn swtch;             /* out[0]; tasks only */
+    bench_fn swtch;             /* out[0]; tasks (and the bare switch) only */
+    bench_fn spawn;             /* out[SPAWN_ONE], out[SPAWN_BATCH]; tasks only */
+    bench_fn tasks_rss;         /* out[0] in bytes, not seconds; tasks only */
 };
+
+/* ---- tasks (bench-task.c, linked into aloop-bench only) --------------------
+ * bench_task_impl() adds spawn and tasks_rss to an aloop impl made by
+ * bench_aloop_impl() (ctx: the backend's name; switch comes through
+ * bench-aloop.c's hook, aloop_bench_task_switch()).  bench_bare_impl()
+ * makes the "bare" loop: the tasks' switch routine alone, no loop (the
+ * physical limit of switch); its version is "assembly" or "ucontext". */
+void bench_task_impl(struct bench_impl *impl);
+void bench_bare_impl(struct bench_impl *impl);
 
 /* ---- helpers every impl may use (static: each module has its own copy) -- */
 
