@@ -47,6 +47,42 @@ aloop__fiber_switch:
     .cfi_endproc
     .size   aloop__fiber_switch, .-aloop__fiber_switch
 
+/* The same ending in ret: for task-to-task switches (see switch_x86_64.S). */
+    .globl  aloop__fiber_switch_ret
+    .hidden aloop__fiber_switch_ret
+    .type   aloop__fiber_switch_ret, %function
+    .p2align 4
+aloop__fiber_switch_ret:
+    .cfi_startproc
+    sub     sp, sp, #160
+    stp     x19, x20, [sp, #0]
+    stp     x21, x22, [sp, #16]
+    stp     x23, x24, [sp, #32]
+    stp     x25, x26, [sp, #48]
+    stp     x27, x28, [sp, #64]
+    stp     x29, x30, [sp, #80]
+    stp     d8, d9, [sp, #96]
+    stp     d10, d11, [sp, #112]
+    stp     d12, d13, [sp, #128]
+    stp     d14, d15, [sp, #144]
+    mov     x2, sp
+    str     x2, [x0]
+    mov     sp, x1
+    ldp     x19, x20, [sp, #0]
+    ldp     x21, x22, [sp, #16]
+    ldp     x23, x24, [sp, #32]
+    ldp     x25, x26, [sp, #48]
+    ldp     x27, x28, [sp, #64]
+    ldp     x29, x30, [sp, #80]
+    ldp     d8, d9, [sp, #96]
+    ldp     d10, d11, [sp, #112]
+    ldp     d12, d13, [sp, #128]
+    ldp     d14, d15, [sp, #144]
+    add     sp, sp, #160
+    ret
+    .cfi_endproc
+    .size   aloop__fiber_switch_ret, .-aloop__fiber_switch_ret
+
 /* First code of a new task: entry(arg); the entry never returns. */
     .globl  aloop__fiber_start
     .hidden aloop__fiber_start

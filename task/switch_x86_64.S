@@ -8,6 +8,13 @@
  * Nothing else is saved: no signal mask (no system call), no MXCSR / x87
  * control word (tasks must not change FP modes across a switch).
  *
+ * aloop__fiber_switch_ret is the same ending in ret, for a switch between
+ * two sides suspended at the same call site (task to task, task/task.c's
+ * handoff()): there the predictor's top entry -- this call's own return
+ * address -- is the other side's too, and so is the next one (the caller's
+ * caller), so a ret predicts right where a jmp leaves every later ret
+ * off by one.
+ *
  * A new stack is laid out by aloop__fiber_make() (task/stack.c) to look
  * like a switch's own frame whose return address is aloop__fiber_start:
  * r12 holds the entry function, r13 its argument. */
@@ -38,6 +45,30 @@ aloop__fiber_switch:
     jmpq    *%rcx
     .cfi_endproc
     .size   aloop__fiber_switch, .-aloop__fiber_switch
+
+    .globl  aloop__fiber_switch_ret
+    .hidden aloop__fiber_switch_ret
+    .type   aloop__fiber_switch_ret, @function
+    .p2align 4
+aloop__fiber_switch_ret:
+    .cfi_startproc
+    pushq   %rbp
+    pushq   %rbx
+    pushq   %r12
+    pushq   %r13
+    pushq   %r14
+    pushq   %r15
+    movq    %rsp, (%rdi)
+    movq    %rsi, %rsp
+    popq    %r15
+    popq    %r14
+    popq    %r13
+    popq    %r12
+    popq    %rbx
+    popq    %rbp
+    ret
+    .cfi_endproc
+    .size   aloop__fiber_switch_ret, .-aloop__fiber_switch_ret
 
 /* First code of a new task: entry(arg).  The entry never returns (a task's
  * last act is a switch away); the stack is 16-byte aligned here. */

@@ -666,7 +666,7 @@ static int handoff(struct aloop_task *t, struct aloop_task *n)
     n->tsan_back = t->tsan_back;
     __tsan_switch_to_fiber(n->tsan_fiber, 0);
 #endif
-    aloop__fiber_jump(&t->self, &n->self);
+    aloop__fiber_switch_ret(&t->self.sp, n->self.sp);
 #ifdef ALOOP__ASAN
     asan_resumed(t, t->asan_fake);
 #endif

@@ -33,6 +33,8 @@ struct aloop__fctx { void *sp; };
 /* Save the callee-saved registers on the current stack, store the stack
  * pointer in *save, load `to` and continue where it was saved (switch_*.S). */
 ALOOP__HIDDEN void aloop__fiber_switch(void **save, void *to);
+/* The same, ending in ret: for switches between two tasks (switch_*.S). */
+ALOOP__HIDDEN void aloop__fiber_switch_ret(void **save, void *to);
 #endif
 
 /* Prepare `f` to run entry(arg) on the stack whose usable top is `top`
