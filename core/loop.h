@@ -273,19 +273,23 @@ static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
  * timers, no wake-up or thread-safe call, no stop, nothing moved -- that
  * iteration begins here, exactly as iterate() would begin it.  NULL: go
  * back to the loop, which goes on where this left off. */
-static inline void *aloop__ready_take(struct aloop *loop)
+static inline __attribute__((always_inline)) void *aloop__ready_take(struct aloop *loop)
 {
     struct aloop__ring *r = loop->drain_ring;
     if (unlikely(!r))
         return NULL;
     if (loop->drain_left == 0) {
-        if (!loop->inplace || !loop->drain_single || !loop->nready || loop->skipped >= 63 ||
-            loop->timers.len || loop->movedmask || r->head == r->tail ||
-            loop->readymask != 1u << (unsigned)loop->draining ||
-            atomic_load_explicit(&loop->stop, memory_order_relaxed) ||
-            atomic_load_explicit(&loop->wake_pending, memory_order_relaxed) ||
-            atomic_load_explicit(&loop->inbox_nonempty, memory_order_relaxed) ||
-            loop->batch_pos < loop->batch_len)
+        /* one branch for all the rules (live entries exist only in r when
+         * nready > 0, readymask is r's bit alone and nothing moved) */
+        uint32_t no = (uint32_t)!(loop->inplace & loop->drain_single) |
+                      (uint32_t)(loop->skipped >= 63) | (uint32_t)!loop->nready |
+                      loop->timers.len | loop->movedmask |
+                      (loop->readymask ^ (1u << (unsigned)loop->draining)) |
+                      (loop->batch_len - loop->batch_pos) |
+                      (uint32_t)atomic_load_explicit(&loop->stop, memory_order_relaxed) |
+                      (uint32_t)atomic_load_explicit(&loop->wake_pending, memory_order_relaxed) |
+                      (uint32_t)atomic_load_explicit(&loop->inbox_nonempty, memory_order_relaxed);
+        if (no)
             return NULL;
         loop->skipped++;
         loop->now_valid = 0;

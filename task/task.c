@@ -193,6 +193,7 @@ static struct aloop_task *task_alloc(struct aloop__tasks *ts)
         c->next = ts->chunks;
         ts->chunks = c;
         for (int i = TASKS_PER_CHUNK - 1; i >= 0; i--) {
+            c->t[i].rslot = NULL;
             c->t[i].next = ts->free;
             ts->free = &c->t[i];
         }
@@ -223,6 +224,27 @@ static void live_unlink(struct aloop_task *t)
 }
 
 /* ---- switching --------------------------------------------------------------- */
+
+static void after_exit(struct aloop_task *t);
+
+/* A task that finished by switching straight to another (switch_to()):
+ * whoever runs next on this thread reclaims it, off its stack. */
+static __thread struct aloop_task *zombie __attribute__((tls_model("initial-exec")));
+
+static __attribute__((noinline)) void bury(void)
+{
+    struct aloop_task *z = zombie;
+    zombie = NULL;
+    after_exit(z);
+}
+
+/* First thing wherever a task continues after a switch. */
+static inline void landed(void)
+{
+    if (unlikely(zombie != NULL))
+        bury();
+}
+
 
 #ifdef ALOOP__ASAN
 /* Set by handoff() for the task it switches to: the stack it comes from is
@@ -277,6 +299,7 @@ static inline void leave_fiber(struct aloop_task *t)
 #ifdef ALOOP__ASAN
     asan_resumed(t, t->asan_fake);
 #endif
+    landed();
 }
 
 static inline const void *saved_sp(const struct aloop_task *t)
@@ -287,8 +310,6 @@ static inline const void *saved_sp(const struct aloop_task *t)
     return t->self.sp;
 #endif
 }
-
-static void after_exit(struct aloop_task *t);
 
 /* On the resumer's side: run t until a task switches back -- t, or another
  * one that t handed over to (handoff()) -- and tidy up after that one. */
@@ -311,10 +332,65 @@ static inline __attribute__((always_inline)) void run_task(struct aloop_task *t)
         after_exit(out);
 }
 
-static inline int suspend(struct aloop_task *t, uint8_t wait)
+/* t waits (t->wait says for what) or has finished (W_DONE), and n is the
+ * next task the drain would resume: switch from t to n directly, as the
+ * loop would have by way of its own stack.  n returns to the loop where t
+ * would have.  Both sides are suspended here, so the ret-ending switch. */
+static inline __attribute__((always_inline)) void switch_to(struct aloop_task *t, struct aloop_task *n)
+{
+    struct aloop__tls *tl = &aloop__tls;
+    t->ctx = tl->ctx;
+    tl->ctx = n->ctx;
+    tl->task = n;
+    n->wait = W_RUNNING;
+    n->flags |= F_STARTED;
+    n->back = t->back;
+#ifdef ALOOP__ASAN
+    n->back_bottom = t->back_bottom;
+    n->back_size = t->back_size;
+    asan_direct = 1;
+    __sanitizer_start_switch_fiber(t->wait == W_DONE ? NULL : &t->asan_fake, n->stack->lo,
+                                   (size_t)(n->stack->top - n->stack->lo));
+#endif
+#ifdef ALOOP__TSAN
+    n->tsan_back = t->tsan_back;
+    __tsan_switch_to_fiber(n->tsan_fiber, 0);
+#endif
+    if (t->wait == W_DONE)
+        zombie = t;
+    aloop__fiber_switch_ret(&t->self.sp, n->self.sp);
+#ifdef ALOOP__ASAN
+    asan_resumed(t, t->asan_fake);
+#endif
+    landed();
+}
+
+/* The task the drain in progress would resume next, if that is what it
+ * would run next (aloop__ready_take), after checking t's stack. */
+static inline __attribute__((always_inline)) struct aloop_task *next_task(struct aloop_task *t)
+{
+#ifdef ALOOP_TASK_UCONTEXT
+    (void)t;
+    return NULL;    /* the loop's context lives in the entered task's stack */
+#else
+    aloop__stack_check(t->stack, aloop__sp());
+    return aloop__ready_take(t->loop);
+#endif
+}
+
+/* Wait: what wakes t is registered (its resume queued, a timer, an fd, a
+ * joiner entry).  Straight to the next task when the drain has one next,
+ * else back to the loop. */
+static inline __attribute__((always_inline)) int suspend(struct aloop_task *t, uint8_t wait)
 {
     t->wait = wait;
-    leave_fiber(t);
+    struct aloop_task *n = next_task(t);
+    if (n == t)                 /* its own resume was next (a yield) */
+        t->wait = W_RUNNING;
+    else if (n)
+        switch_to(t, n);
+    else
+        leave_fiber(t);
     return t->wait_rc;
 }
 
@@ -335,32 +411,34 @@ static inline __attribute__((always_inline)) int queue_resume(struct aloop_task 
     return 0;
 }
 
-/* Give t its resident resume slot; -ENOMEM. */
-static int resume_slot_new(struct aloop_task *t)
+/* Give t (a new task) its resume slot at its priority: the slot stays with
+ * the task struct through the pool, so a spawn usually finds it.  -ENOMEM. */
+static int resume_slot_ready(struct aloop_task *t)
 {
     aloop_t *loop = t->loop;
-    uint32_t idx;
-    struct aloop__call *c = aloop__slot_take(loop, &idx);
-    if (unlikely(!c))
-        return -ENOMEM;
-    c->cb = resume_cb;
-    c->arg = t;
-    c->ctx = NULL;
+    struct aloop__call *c = t->rslot;
+    if (unlikely(!c)) {
+        uint32_t idx;
+        if (!(c = aloop__slot_take(loop, &idx)))
+            return -ENOMEM;
+        c->cb = resume_cb;
+        c->arg = t;
+        c->ctx = NULL;
+        c->kind = K_TASK;
+        t->rslot = c;
+        t->ridx = idx;
+    }
     c->prio = t->prio;
-    c->kind = K_TASK;
-    t->rslot = c;
-    t->ridx = idx;
     t->ring = &loop->ready[t->prio - ALOOP_PRIO_MIN];
     t->rbit = 1u << (t->prio - ALOOP_PRIO_MIN);
     return 0;
 }
 
-static void resume_slot_free(struct aloop_task *t)
+/* t is done: its resume must not be queued any more. */
+static void resume_slot_idle(struct aloop_task *t)
 {
     if (t->rslot->state == S_QUEUED)
         aloop__dequeue(t->loop, t->rslot);
-    aloop__slot_release(t->loop, t->rslot, t->ridx);
-    t->rslot = NULL;
 }
 
 /* A timer slot at the task's priority calling cb(loop, t) at `when`. */
@@ -446,10 +524,14 @@ static void task_main(void *arg)
 #ifdef ALOOP__ASAN
     asan_resumed(t, NULL);
 #endif
+    landed();
     t->result = t->fn(t->arg);
     t->flags |= F_DONE;
     wake_joiners(t);
     t->wait = W_DONE;
+    struct aloop_task *n = next_task(t);
+    if (n && n != t)
+        switch_to(t, n);    /* never returns: n reclaims t */
     leave_fiber(t);
     __builtin_trap();   /* never resumed */
 }
@@ -458,7 +540,7 @@ static void task_main(void *arg)
 static void reclaim(struct aloop_task *t)
 {
     live_unlink(t);
-    resume_slot_free(t);
+    resume_slot_idle(t);
     aloop__stack_put(t->pool, t->stack);
     t->stack = NULL;
     struct aloop__cmap *ctx = t->ctx;
@@ -522,7 +604,6 @@ int aloop_spawn_prio(aloop_t *loop, aloop_task_t **out, int prio, aloop_task_fn 
     t->timer = 0;
     t->fd_events = 0;
     t->joiners = t->jnext = t->jprev = t->jtarget = NULL;
-    t->rslot = NULL;
 #ifdef ALOOP_TASK_UCONTEXT
     t->back.uc = aloop__stack_uc(s, 1);
     aloop__fiber_make(&t->self, s->lo, s->top, aloop__stack_uc(s, 0), task_main, t);
@@ -532,9 +613,7 @@ int aloop_spawn_prio(aloop_t *loop, aloop_task_t **out, int prio, aloop_task_fn 
 #ifdef ALOOP__TSAN
     t->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    if (unlikely(resume_slot_new(t) < 0 || queue_resume(t) < 0)) {
-        if (t->rslot)
-            resume_slot_free(t);
+    if (unlikely(resume_slot_ready(t) < 0 || queue_resume(t) < 0)) {
 #ifdef ALOOP__TSAN
         __tsan_destroy_fiber(t->tsan_fiber);
 #endif
@@ -628,7 +707,8 @@ static __attribute__((noinline, cold)) int wait_refused(struct aloop_task *t)
         t->close_waits--;
         return -ECANCELED;
     }
-    suspend(t, W_ABANDONED);            /* never comes back */
+    t->wait = W_ABANDONED;              /* never comes back */
+    leave_fiber(t);
     __builtin_trap();
 }
 
@@ -637,40 +717,6 @@ static inline int wait_check(struct aloop_task *t)
     if (unlikely(t->flags & (F_CANCEL | F_CLOSING)))
         return wait_refused(t);
     return 0;
-}
-
-/* t waits (its resume is queued) and n is the next task the drain would
- * resume: switch from t to n directly, as the loop would have by way of its
- * own stack -- n returns to the loop where t would have.  The ucontext
- * switch keeps the loop's context in the entered task's stack: no hand-off. */
-static int handoff(struct aloop_task *t, struct aloop_task *n)
-{
-    struct aloop__tls *tl = &aloop__tls;
-    t->wait = W_SOON;
-    if (n == t)                 /* the drain's next entry was its own resume */
-        return t->wait_rc;
-    t->ctx = tl->ctx;
-    tl->ctx = n->ctx;
-    tl->task = n;
-    n->wait = W_RUNNING;
-    n->flags |= F_STARTED;
-    n->back = t->back;
-#ifdef ALOOP__ASAN
-    n->back_bottom = t->back_bottom;
-    n->back_size = t->back_size;
-    asan_direct = 1;
-    __sanitizer_start_switch_fiber(&t->asan_fake, n->stack->lo,
-                                   (size_t)(n->stack->top - n->stack->lo));
-#endif
-#ifdef ALOOP__TSAN
-    n->tsan_back = t->tsan_back;
-    __tsan_switch_to_fiber(n->tsan_fiber, 0);
-#endif
-    aloop__fiber_switch_ret(&t->self.sp, n->self.sp);
-#ifdef ALOOP__ASAN
-    asan_resumed(t, t->asan_fake);
-#endif
-    return t->wait_rc;
 }
 
 int aloop_yield(void)
@@ -684,12 +730,6 @@ int aloop_yield(void)
     if (unlikely((r = queue_resume(t)) < 0))
         return r;
     t->wait_rc = 0;
-#ifndef ALOOP_TASK_UCONTEXT
-    aloop__stack_check(t->stack, __builtin_frame_address(0));
-    struct aloop_task *n = aloop__ready_take(t->loop);
-    if (n)
-        return handoff(t, n);
-#endif
     return suspend(t, W_SOON);
 }
 

@@ -123,6 +123,20 @@ ALOOP__HIDDEN void aloop__stack_put(struct aloop__stack_pool *p, struct aloop__s
 ALOOP__HIDDEN void aloop__stack_overflow(const struct aloop__stack *s, const void *sp)
     __attribute__((noreturn, cold));
 
+/* The stack pointer, without making the caller set up a frame pointer. */
+static inline __attribute__((always_inline)) const void *aloop__sp(void)
+{
+    const void *sp;
+#if defined(__x86_64__)
+    __asm__("movq %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+    __asm__("mov %0, sp" : "=r"(sp));
+#else
+    sp = __builtin_frame_address(0);
+#endif
+    return sp;
+}
+
 /* At every switch out of a task: the saved stack pointer must be above the
  * zone, and an unguarded stack's zone must still read zero (three words:
  * its top, middle and bottom). */
