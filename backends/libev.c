@@ -29,6 +29,7 @@
  * aloop has nothing left, and never while aloop has. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -98,14 +99,38 @@ static void io_cb(struct ev_loop *ev, ev_io *w, int revents)
         aloop__io_ready(w->data, w->fd, e);
 }
 
-/* Before ev_run's fd_reify: stop what was started on an fd closed since. */
+/* Before ev_run's fd_reify: stop what was started on an fd closed since.
+ * One poll() asks about a whole batch (POLLNVAL: closed), instead of a
+ * system call per fd; with no events asked, it waits for nothing. */
+#define CHECK_BATCH 256
+
 static void check_fresh(struct evb *b)
 {
-    for (int i = 0; i < b->nfresh; i++) {
-        struct fdw *w = b->fds[b->fresh[i]];
-        w->fresh = 0;
-        if (ev_is_active(&w->io) && fcntl(w->io.fd, F_GETFD) < 0 && errno == EBADF)
-            ev_io_stop(b->ev, &w->io);
+    struct pollfd p[CHECK_BATCH];
+    int i = 0;
+    while (i < b->nfresh) {
+        int k = 0;
+        for (; i < b->nfresh && k < CHECK_BATCH; i++) {
+            struct fdw *w = b->fds[b->fresh[i]];
+            w->fresh = 0;
+            if (ev_is_active(&w->io)) {
+                p[k].fd = w->io.fd;
+                p[k].events = 0;
+                p[k].revents = 0;
+                k++;
+            }
+        }
+        if (k == 0)
+            continue;
+        int r = poll(p, (nfds_t)k, 0);
+        for (int j = 0; j < k && r != 0; j++) {
+            /* poll() failed (ENOMEM, EINVAL for more fds than
+             * RLIMIT_NOFILE...): ask one by one */
+            int closed = r < 0 ? fcntl(p[j].fd, F_GETFD) < 0 && errno == EBADF
+                               : (p[j].revents & POLLNVAL) != 0;
+            if (closed)
+                ev_io_stop(b->ev, &b->fds[p[j].fd]->io);
+        }
     }
     b->nfresh = 0;
 }

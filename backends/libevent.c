@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,6 +59,7 @@ struct evb {
     int adopted;
     int core_fds;               /* adopting: fds registered now are the core's */
     int refuses_files;          /* epoll: regular files give EPERM */
+    int probe;                  /* epoll: an empty instance for check_fd */
     int in_wait;                /* the timer belongs to ->wait */
     int timed_out, reported;    /* what the current ->wait saw */
     struct event timer, dispatch;
@@ -176,6 +178,8 @@ static int lev_init(aloop_t *loop, void *host)
     }
     const char *method = event_base_get_method(b->base);
     b->refuses_files = method && !strcmp(method, "epoll");
+    /* without it (EMFILE...) check_fd falls back to fstat() */
+    b->probe = b->refuses_files ? epoll_create1(EPOLL_CLOEXEC) : -1;
     evtimer_assign(&b->timer, b->base, timer_cb, b);
     event_assign(&b->dispatch, b->base, -1, 0, dispatch_cb, b);
     aloop__set_backend_data(loop, b);
@@ -217,6 +221,8 @@ static void lev_fini(aloop_t *loop)
         free(w);
     }
     free(b->fds);
+    if (b->probe >= 0)
+        close(b->probe);
     event_del(&b->timer);
     event_del(&b->dispatch);
     event_debug_unassign(&b->timer);
@@ -248,15 +254,29 @@ static struct fdw *fd_slot(struct evb *b, int fd)
 }
 
 /* What libevent would refuse, asked without it: its epoll backend logs a
- * warning to stderr on a failed epoll_ctl, and aloop prints nothing. */
+ * warning to stderr on a failed epoll_ctl, and aloop prints nothing.
+ *
+ * On epoll the question is asked of an empty epoll instance of our own:
+ * EPOLL_CTL_DEL checks the fd as ADD does -- EBADF if closed, EPERM if it
+ * cannot be polled (regular files, directories, /dev/null...) -- and then
+ * finds nothing to delete (ENOENT), changing nothing.  One cheap system call
+ * with the kernel's own answer, where fstat() costs more and can only guess
+ * from the file type.  Elsewhere (poll, select) any open fd will do. */
 static int check_fd(struct evb *b, int fd)
 {
-    struct stat st;
-    if (fstat(fd, &st) < 0)
+    if (b->probe >= 0) {
+        struct epoll_event e = { 0 };
+        if (epoll_ctl(b->probe, EPOLL_CTL_DEL, fd, &e) == 0 || errno == ENOENT)
+            return 0;
         return -errno;
-    if (b->refuses_files && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
-        return -EPERM;
-    return 0;
+    }
+    if (b->refuses_files) {         /* no probe: guess from the type */
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            return -errno;
+        return S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ? -EPERM : 0;
+    }
+    return fcntl(fd, F_GETFD) < 0 ? -errno : 0;
 }
 
 static int lev_modify(aloop_t *loop, int fd, unsigned oev, unsigned nev)

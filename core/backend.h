@@ -63,10 +63,14 @@ struct aloop_backend {
 
     /* Change the interest in fd from `oev` to `nev` (ALOOP_READABLE |
      * ALOOP_WRITABLE masks; either may be 0).  The core coalesces changes and
-     * calls this only with oev != nev: eagerly when oev == 0 (so the caller of
-     * aloop_add_reader gets the error: -EBADF for a closed fd, -EINVAL or
-     * -EPERM for one the backend cannot watch), and otherwise just before
-     * ->wait.  Errors for nev == 0 are ignored (the fd may be closed). */
+     * calls this only with oev != nev: eagerly when oev == 0 (so the caller
+     * of aloop_add_reader gets the error: -EBADF for a closed fd, -EINVAL or
+     * -EPERM for one the backend cannot watch) and when nev == 0 (the fd's
+     * last watcher is gone and the caller may close the fd next: let go of
+     * the file while the number still names it -- or keep its registration
+     * lazily, if events of an old file under the number are told from a new
+     * one's, as backends/epoll.c does), and otherwise just before ->wait.
+     * Errors for nev == 0 are ignored (the fd may be closed). */
     int (*modify)(aloop_t *loop, int fd, unsigned oev, unsigned nev);
 
     /* Wait for I/O for at most timeout_ns (0: poll without blocking; -1:

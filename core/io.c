@@ -2,16 +2,19 @@
  *
  * Per fd the core keeps what the user watches (want) and what the backend was
  * last told (kernel).  A new fd is pushed to the backend at once, so the
- * caller gets its error (-EBADF, -EPERM, ...); every other change waits on
- * the change list and only the net change reaches the backend before it
- * waits: a remove + add within one iteration costs no system call (libev's
- * rule) as long as the fd keeps a watcher meanwhile.  Once its last watcher
- * is removed, the number may be closed and reused for a new file within the
- * same iteration (a server closes one connection and accepts the next), so a
- * watcher added to an fd that has none is pushed to the backend at once, a
- * pending removal first: the new file is registered, a closed fd gives
- * -EBADF.  Remove, then close, is the rule: an fd closed while still watched
- * stops firing, and a new file with its number needs remove + add. */
+ * caller gets its error (-EBADF, -EPERM, ...).  So is the removal of an fd's
+ * last watcher: once it is gone the number may be closed and reused for a
+ * new file (a server closes one connection and accepts the next), and the
+ * backend must let go of the old file while the number still names it --
+ * told later, it would find the new file or nothing under the number, while
+ * the old one, kept alive by a dup or a forked child, stayed registered and
+ * fired for the new one.  Remove, then close, is the rule.  (The backend may
+ * still keep the registration lazily -- the epoll backend does, and tells
+ * the files apart -- but it has heard of the removal in time.)  Every other
+ * change (an fd that keeps a watcher) waits on the change list, and only the
+ * net change reaches the backend before it waits: a remove + add within one
+ * iteration costs no system call (libev's rule).  An fd closed while still
+ * watched stops firing, and a new file with its number needs remove + add. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,11 +150,18 @@ static int remove_watcher(aloop_t *loop, int fd, unsigned ev)
     if (fd >= loop->nfds_cap || !(loop->fds[fd].want & ev))
         return -ENOENT;
     struct aloop__fd *f = &loop->fds[fd];
-    if (note_change(loop, fd) < 0) {
+    unsigned nwant = f->want & ~ev;
+    if (nwant == 0) {
+        /* the last watcher: tell the backend while the number still names
+         * this file -- the caller may close it next */
+        if (f->kernel != 0) {
+            loop->be->modify(loop, fd, f->kernel, 0);
+            f->kernel = 0;
+        }
+    } else if (note_change(loop, fd) < 0) {
         /* no room to defer: tell the backend now */
-        unsigned nwant = f->want & ~ev;
         int r = loop->be->modify(loop, fd, f->kernel, nwant);
-        f->kernel = (r == 0 || nwant == 0) ? (uint8_t)nwant : 0;
+        f->kernel = (r == 0) ? (uint8_t)nwant : 0;
     }
     uint32_t *slot = ev == ALOOP_READABLE ? &f->rslot : &f->wslot;
     struct aloop__call *c = aloop__slot(loop, *slot);
@@ -216,20 +226,30 @@ int aloop_set_io_priority(aloop_t *loop, int fd, int prio)
     return r < 0 ? r : w;
 }
 
+static inline void io_queue(struct aloop *loop, uint32_t idx)
+{
+    struct aloop__call *c = aloop__slot(loop, idx);
+    if (c->state != S_QUEUED)
+        aloop__enqueue_call(loop, c, idx);
+}
+
+/* Called for every ready fd of every poll: the watched case first (the
+ * core's wake-up fd is never a user's, so its want is 0). */
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events)
 {
-    if (unlikely(fd == loop->wakefd_r)) {
-        atomic_store_explicit(&loop->wake_pending, 1, memory_order_relaxed);
-        return;
+    if (likely((unsigned)fd < (unsigned)loop->nfds_cap)) {
+        struct aloop__fd *f = &loop->fds[fd];
+        events &= f->want;
+        if (likely(events != 0)) {
+            if (events & ALOOP_READABLE)
+                io_queue(loop, f->rslot);
+            if (events & ALOOP_WRITABLE)
+                io_queue(loop, f->wslot);
+            return;
+        }
     }
-    if (unlikely(fd < 0 || fd >= loop->nfds_cap))
-        return;
-    struct aloop__fd *f = &loop->fds[fd];
-    events &= f->want;
-    if ((events & ALOOP_READABLE) && aloop__slot(loop, f->rslot)->state != S_QUEUED)
-        aloop__enqueue(loop, f->rslot);
-    if ((events & ALOOP_WRITABLE) && aloop__slot(loop, f->wslot)->state != S_QUEUED)
-        aloop__enqueue(loop, f->wslot);
+    if (unlikely(fd == loop->wakefd_r))
+        atomic_store_explicit(&loop->wake_pending, 1, memory_order_relaxed);
 }
 
 void aloop__io_run(struct aloop *loop, struct aloop__call *c)

@@ -524,6 +524,142 @@ START_TEST(test_fd_closed_while_watched_then_reused)
 }
 END_TEST
 
+/* Run ONCE until a timer of `ms` fires; the number of iterations it took
+ * (a few if the loop blocked, thousands if something kept it spinning). */
+static int iterations_for(aloop_t *l, unsigned ms)
+{
+    int fired = 0, n = 0;
+    aloop_id_t t = aloop_call_later(l, ms * ALOOP_MS, cb_flag_stop, &fired);
+    ck_assert_int_gt(t, 0);
+    while (!fired && n < 100000) {
+        ck_assert_int_ge(aloop_run(l, ALOOP_RUN_ONCE), 0);
+        n++;
+    }
+    return n;
+}
+
+/* Remove, then close -- but the old file lives on (a dup here; a forked
+ * child does the same), and its number goes to a new file at once: the old
+ * file's readiness must neither reach the new file's reader nor keep the
+ * loop spinning. */
+START_TEST(test_fd_reuse_old_file_alive)
+{
+    aloop_t *l = NEW_LOOP();
+    int a[2], b[2];
+    struct io_rec r1 = { 0 }, r2 = { 0 };
+    for (int pass = 0; pass < 2; pass++) {
+        memset(&r2, 0, sizeof r2);
+        mk_socketpair(a);
+        ck_assert_int_eq(aloop_add_reader(l, a[0], io_cb, &r1), 0);
+        ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+        int num = a[0];
+        ck_assert_int_eq(aloop_remove_reader(l, a[0]), 0);
+        if (pass == 1)          /* the removal reaches the backend first */
+            ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+        int keep = dup(a[0]);
+        ck_assert_int_ge(keep, 0);
+        close(a[0]);
+        mk_socketpair(b);
+        ck_assert_msg(b[0] == num, "precondition: the number is reused (%d, %d)", b[0], num);
+        ck_assert_int_eq(aloop_add_reader(l, b[0], io_cb, &r2), 0);
+        put(a[1]);              /* the old file is readable */
+        int n = iterations_for(l, 100);
+        ck_assert_msg(r2.count == 0, "pass %d: the new fd's reader fired %d times for the old file",
+                      pass, r2.count);
+        ck_assert_msg(n < 50, "pass %d: %d iterations in 100 ms: spinning", pass, n);
+        put(b[1]);
+        iterations_for(l, 20);
+        ck_assert_int_eq(r2.count, 1);
+        ck_assert_int_eq(r2.bytes, 1);
+        ck_assert_int_eq(aloop_remove_reader(l, b[0]), 0);
+        close(keep);
+        close(a[1]);
+        close2(b);
+    }
+    ck_assert_int_eq(r1.count, 0);
+    close_loop(l);
+}
+END_TEST
+
+/* A watcher removed while its fd is ready stays silent and costs no spin;
+ * added again (as a reader, or as a writer instead) it fires as new. */
+START_TEST(test_fd_removed_while_ready)
+{
+    aloop_t *l = NEW_LOOP();
+    int a[2];
+    struct io_rec r = { 0 }, w = { .remove = 1 };
+    mk_socketpair(a);
+    ck_assert_int_eq(aloop_add_reader(l, a[0], io_cb, &r), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+    ck_assert_int_eq(aloop_remove_reader(l, a[0]), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    put(a[1]);
+    int n = iterations_for(l, 100);
+    ck_assert_int_eq(r.count, 0);
+    ck_assert_msg(n < 50, "%d iterations in 100 ms: spinning", n);
+    ck_assert_int_eq(aloop_add_reader(l, a[0], io_cb, &r), 0);
+    iterations_for(l, 20);
+    ck_assert_int_eq(r.count, 1);
+    ck_assert_int_eq(r.bytes, 1);
+    ck_assert_int_eq(aloop_remove_reader(l, a[0]), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    ck_assert_int_eq(aloop_add_writer(l, a[0], io_cb, &w), 0);
+    iterations_for(l, 20);
+    ck_assert_int_eq(w.count, 1);               /* and removed itself */
+    put(a[1]);
+    iterations_for(l, 20);
+    ck_assert_int_eq(r.count, 1);
+    close_loop(l);
+    close2(a);
+}
+END_TEST
+
+/* A file comes back under a number another file held meanwhile (dup2), to
+ * be watched for what the other file was watched for: it is watched for
+ * that, not for what it was watched for itself before. */
+START_TEST(test_fd_renumbered_file)
+{
+    /* libev keeps registrations lazily too, and assumes one it finds (ADD
+     * says EEXIST) asks for the mask it last set under the number: here the
+     * other file's, so it never changes the old one (libev 4.33) */
+    if (!strcmp(BE, "libev"))
+        return;
+    aloop_t *l = NEW_LOOP();
+    int a[2], b[2];
+    struct io_rec r = { 0 }, wb = { 0 }, wa = { .remove = 1 };
+    mk_socketpair(a);
+    int n = a[0];
+    ck_assert_int_eq(aloop_add_reader(l, n, io_cb, &r), 0);         /* a[0]: readable? */
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+    ck_assert_int_eq(aloop_remove_reader(l, n), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    int keep = dup(n);
+    ck_assert_int_ge(keep, 0);
+    close(n);
+    mk_socketpair(b);
+    ck_assert_msg(b[0] == n, "precondition: the number is reused (%d, %d)", b[0], n);
+    char buf[4096];
+    memset(buf, 'x', sizeof buf);
+    while (write(n, buf, sizeof buf) > 0) {}                        /* b[0]: not writable */
+    ck_assert_int_eq(aloop_add_writer(l, n, io_cb, &wb), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+    ck_assert_int_eq(aloop_remove_writer(l, n), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    ck_assert_int_eq(wb.count, 0);
+    close(n);                                   /* b[0]: gone */
+    ck_assert_int_eq(dup2(keep, n), n);         /* a[0] is back under n */
+    ck_assert_int_eq(aloop_add_writer(l, n, io_cb, &wa), 0);        /* a[0]: writable */
+    iterations_for(l, 50);
+    ck_assert_msg(wa.count == 1, "the writer of the renumbered file fired %d times", wa.count);
+    ck_assert_int_eq(r.count, 0);
+    close_loop(l);
+    close(keep);
+    close(n);
+    close(a[1]);
+    close(b[1]);
+}
+END_TEST
+
 /* A new socket that gets the number of a closed one starts at the default
  * priority, not at the one set for the old fd. */
 static int g_order[16], g_norder;
@@ -1498,6 +1634,9 @@ int main(void)
         test_fd_reuse_in_callback,
         test_add_closed_fd_pending_removal,
         test_fd_closed_while_watched_then_reused,
+        test_fd_reuse_old_file_alive,
+        test_fd_removed_while_ready,
+        test_fd_renumbered_file,
         test_fd_reuse_default_priority,
         test_cb_closes_all_watchers,
         test_cb_cancels_everything,
