@@ -97,65 +97,8 @@ aloop_id_t aloop_call_soon(aloop_t *loop, aloop_cb cb, void *arg)
     return call_soon(loop, ALOOP_PRIO_DEFAULT, cb, arg);
 }
 
-static aloop_id_t new_timer(aloop_t *loop, uint64_t when, uint64_t interval, aloop_cb cb, void *arg)
-{
-    uint32_t idx;
-    if (unlikely(!loop || !cb))
-        return -EINVAL;
-    struct aloop__call *c = new_call(loop, ALOOP_PRIO_DEFAULT, cb, arg, &idx);
-    if (unlikely(!c))
-        return -ENOMEM;
-    c->kind = interval ? K_EVERY : K_TIMER;
-    c->interval = interval;
-    if (unlikely(aloop__heap_insert(loop, idx, when) < 0)) {
-        aloop__slot_release(loop, c, idx);
-        return -ENOMEM;
-    }
-    aloop__notify(loop);
-    return aloop__call_id(c, idx);
-}
-
-static uint64_t deadline(aloop_t *loop, uint64_t delay)
-{
-    uint64_t now = aloop__now(loop);
-    return delay > UINT64_MAX - now ? UINT64_MAX : now + delay;
-}
-
-aloop_id_t aloop_call_later(aloop_t *loop, uint64_t delay_ns, aloop_cb cb, void *arg)
-{
-    if (unlikely(!loop))
-        return -EINVAL;
-    return new_timer(loop, deadline(loop, delay_ns), 0, cb, arg);
-}
-
-aloop_id_t aloop_call_at(aloop_t *loop, uint64_t when_ns, aloop_cb cb, void *arg)
-{
-    return new_timer(loop, when_ns, 0, cb, arg);
-}
-
-aloop_id_t aloop_call_every(aloop_t *loop, uint64_t interval_ns, aloop_cb cb, void *arg)
-{
-    if (unlikely(!loop || interval_ns == 0))
-        return -EINVAL;
-    return new_timer(loop, deadline(loop, interval_ns), interval_ns, cb, arg);
-}
-
-int aloop_cancel(aloop_t *loop, aloop_id_t id)
-{
-    uint32_t idx;
-    if (unlikely(!loop))
-        return -EINVAL;
-    struct aloop__call *c = aloop__slot_lookup(loop, id, &idx);
-    if (!c)
-        return -ENOENT;
-    if (c->state == S_ARMED)
-        aloop__heap_remove(loop, idx);
-    else
-        aloop__dequeue(loop, c);
-    aloop__slot_free(loop, idx);
-    aloop__notify(loop);
-    return 0;
-}
+/* aloop_call_later / _at / _every and aloop_cancel are in timers.c, next
+ * to the heap they inline. */
 
 int aloop_set_priority(aloop_t *loop, aloop_id_t id, int prio)
 {

@@ -39,7 +39,8 @@ struct aloop__call {
     uint32_t gen;               /* generation, part of the id */
     uint32_t tok;               /* bumped on every enqueue and free: ready
                                    entries with another tok are stale */
-    uint32_t heap;              /* position in the timer heap; free-list link */
+    uint32_t heap;              /* free-list link (a timer's heap position is
+                                   in loop->timers.pos) */
     uint32_t epoch;             /* drain during which it was queued */
     int8_t prio;
     uint8_t kind, state;
@@ -62,12 +63,18 @@ struct aloop__ring {
     uint32_t cap, mask, head, tail;  /* head/tail run freely; count = tail - head */
 };
 
-/* ---- timer heap: 4-ary min-heap on (when, seq) --------------------------- */
-struct aloop__hnode { uint64_t when, seq; uint32_t idx; };
+/* ---- timer heap: 4-ary min-heap on (when, ord) (timers.c) ---------------- */
+struct aloop__hnode {
+    uint64_t when;
+    uint64_t ord;               /* (FIFO sequence << 32) | slot index */
+};
 struct aloop__heap {
-    struct aloop__hnode *n;
+    struct aloop__hnode *n;     /* n[0] is the root; allocated 64-byte aligned,
+                                   3 nodes before n[0] (timers.c) */
     uint32_t len, cap;
-    uint64_t seq;
+    uint32_t seq;               /* next sequence; renumbered before it wraps */
+    uint32_t npos;
+    uint32_t *pos;              /* by slot index: an armed timer's place in n */
 };
 
 /* ---- fd table ------------------------------------------------------------ */
