@@ -83,18 +83,45 @@ static inline __attribute__((always_inline)) aloop_id_t call_soon(aloop_t *loop,
     return aloop__call_id(c, idx);
 }
 
+static __attribute__((noinline)) aloop_id_t call_soon_slow(aloop_t *loop, int prio, aloop_cb cb,
+                                                          void *arg)
+{
+    return call_soon(loop, prio, cb, arg);
+}
+
+/* The common case, a leaf without a stack frame: a free slot, room in the
+ * ring, no context to capture (no tasks layer), no adopted host to tell.
+ * Anything else tail-calls the general code. */
+static inline __attribute__((always_inline)) aloop_id_t call_soon_fast(aloop_t *loop, int prio,
+                                                                      aloop_cb cb, void *arg)
+{
+    unsigned level = (unsigned)(prio - ALOOP_PRIO_MIN);
+    struct aloop__ring *r = &loop->ready[level];
+    if (unlikely(loop->slab.free_head == UINT32_MAX || r->tail - r->head == r->cap ||
+                 loop->adopted || atomic_load_explicit(&aloop__ctx, memory_order_relaxed)))
+        return call_soon_slow(loop, prio, cb, arg);
+    uint32_t idx;
+    struct aloop__call *c = aloop__slot_pop(loop, &idx);
+    c->cb = cb;
+    c->arg = arg;
+    c->prio = (int8_t)prio;
+    c->kind = K_CALL;           /* c->ctx is NULL in a free slot */
+    aloop__enqueue_room(loop, r, 1u << level, c, idx);
+    return aloop__call_id(c, idx);
+}
+
 aloop_id_t aloop_call_soon_prio(aloop_t *loop, int prio, aloop_cb cb, void *arg)
 {
     if (unlikely(!loop || !cb || !aloop__prio_ok(prio)))
         return -EINVAL;
-    return call_soon(loop, prio, cb, arg);
+    return call_soon_fast(loop, prio, cb, arg);
 }
 
 aloop_id_t aloop_call_soon(aloop_t *loop, aloop_cb cb, void *arg)
 {
     if (unlikely(!loop || !cb))
         return -EINVAL;
-    return call_soon(loop, ALOOP_PRIO_DEFAULT, cb, arg);
+    return call_soon_fast(loop, ALOOP_PRIO_DEFAULT, cb, arg);
 }
 
 /* aloop_call_later / _at / _every and aloop_cancel are in timers.c, next

@@ -176,18 +176,24 @@ static inline struct aloop__call *aloop__slot(const struct aloop *loop, uint32_t
     return &loop->slab.chunks[idx >> ALOOP__CHUNK_SHIFT][idx & (ALOOP__CHUNK - 1)];
 }
 
-/* Take a free slot: its address, and its index in *idx; NULL on ENOMEM. */
-static inline struct aloop__call *aloop__slot_take(struct aloop *loop, uint32_t *idx)
+/* Pop a slot off a free list known not to be empty. */
+static inline struct aloop__call *aloop__slot_pop(struct aloop *loop, uint32_t *idx)
 {
     struct aloop__slab *s = &loop->slab;
-    if (unlikely(s->free_head == UINT32_MAX) && aloop__slab_grow(s) < 0)
-        return NULL;
     uint32_t i = s->free_head;
     struct aloop__call *c = aloop__slot(loop, i);
     s->free_head = c->heap;
     c->state = S_IDLE;
     *idx = i;
     return c;
+}
+
+/* Take a free slot: its address, and its index in *idx; NULL on ENOMEM. */
+static inline struct aloop__call *aloop__slot_take(struct aloop *loop, uint32_t *idx)
+{
+    if (unlikely(loop->slab.free_head == UINT32_MAX) && aloop__slab_grow(&loop->slab) < 0)
+        return NULL;
+    return aloop__slot_pop(loop, idx);
 }
 
 /* Take a free slot; UINT32_MAX on ENOMEM. */
@@ -234,12 +240,11 @@ ALOOP__HIDDEN int aloop__ring_grow(struct aloop__ring *r);
 ALOOP__HIDDEN void aloop__ready_fini(struct aloop *loop);
 ALOOP__HIDDEN void aloop__ready_run(struct aloop *loop);
 
-/* Queue slot idx (at c) on ring r, the ring of level bit `bit`. */
-static inline int aloop__enqueue_at(struct aloop *loop, struct aloop__ring *r, unsigned bit,
-                                    struct aloop__call *c, uint32_t idx)
+/* Queue slot idx (at c) on ring r -- the ring of level bit `bit` -- known
+ * to have room. */
+static inline void aloop__enqueue_room(struct aloop *loop, struct aloop__ring *r, unsigned bit,
+                                       struct aloop__call *c, uint32_t idx)
 {
-    if (unlikely(r->tail - r->head == r->cap) && aloop__ring_grow(r) < 0)
-        return -ENOMEM;
     struct aloop__entry *e = &r->e[r->tail++ & r->mask];
     e->idx = idx;
     e->tok = ++c->tok;
@@ -247,6 +252,14 @@ static inline int aloop__enqueue_at(struct aloop *loop, struct aloop__ring *r, u
     c->epoch = loop->epoch;
     loop->nready++;
     loop->readymask |= bit;
+}
+
+static inline int aloop__enqueue_at(struct aloop *loop, struct aloop__ring *r, unsigned bit,
+                                    struct aloop__call *c, uint32_t idx)
+{
+    if (unlikely(r->tail - r->head == r->cap) && aloop__ring_grow(r) < 0)
+        return -ENOMEM;
+    aloop__enqueue_room(loop, r, bit, c, idx);
     return 0;
 }
 
@@ -272,37 +285,46 @@ static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
     loop->nready--;
 }
 
-/* The tasks layer's direct hand-off from one task to the next.  If the next
- * entry the drain in progress would run is a task's resume (K_TASK), pop it
- * as the drain would and return its arg.  When this drain is done and the
- * next iteration would do nothing but run queued calls of this same level
- * -- a run in DEFAULT or FOREVER mode, poll skippable (loop.c's rule), no
- * timers, no wake-up or thread-safe call, no stop, nothing moved -- that
- * iteration begins here, exactly as iterate() would begin it.  NULL: go
- * back to the loop, which goes on where this left off. */
+/* When a single-level drain is done and the next iteration would do nothing
+ * but run queued calls of this same level -- a run in DEFAULT or FOREVER
+ * mode, poll skippable (loop.c's rule), no timers, no wake-up or thread-safe
+ * call, no stop, nothing moved -- begin that iteration here, exactly as
+ * iterate() would begin it, and return 1: its drain goes on in place.
+ *
+ * aloop__ready_take() is the tasks layer's direct hand-off from one task to
+ * the next: if the next entry the drain in progress would run (beginning
+ * the next iteration so) is a task's resume (K_TASK), pop it as the drain
+ * would and return its arg.  NULL: go back to the loop, which goes on where
+ * this left off. */
+static inline __attribute__((always_inline)) int aloop__ready_next_iteration(struct aloop *loop,
+                                                                           struct aloop__ring *r)
+{
+    /* one branch for all the rules (live entries exist only in r when
+     * nready > 0, readymask is r's bit alone and nothing moved) */
+    uint32_t no = (uint32_t)!(loop->inplace & loop->drain_single) |
+                  (uint32_t)(loop->skipped >= 63) | (uint32_t)!loop->nready |
+                  loop->timers.len | loop->movedmask |
+                  (loop->readymask ^ (1u << (unsigned)loop->draining)) |
+                  (loop->batch_len - loop->batch_pos) |
+                  (uint32_t)atomic_load_explicit(&loop->stop, memory_order_relaxed) |
+                  (uint32_t)atomic_load_explicit(&loop->wake_pending, memory_order_relaxed) |
+                  (uint32_t)atomic_load_explicit(&loop->inbox_nonempty, memory_order_relaxed);
+    if (no)
+        return 0;
+    loop->skipped++;
+    loop->now_valid = 0;
+    loop->epoch++;
+    loop->drain_left = r->tail - r->head;
+    return 1;
+}
+
 static inline __attribute__((always_inline)) void *aloop__ready_take(struct aloop *loop)
 {
     struct aloop__ring *r = loop->drain_ring;
     if (unlikely(!r))
         return NULL;
-    if (loop->drain_left == 0) {
-        /* one branch for all the rules (live entries exist only in r when
-         * nready > 0, readymask is r's bit alone and nothing moved) */
-        uint32_t no = (uint32_t)!(loop->inplace & loop->drain_single) |
-                      (uint32_t)(loop->skipped >= 63) | (uint32_t)!loop->nready |
-                      loop->timers.len | loop->movedmask |
-                      (loop->readymask ^ (1u << (unsigned)loop->draining)) |
-                      (loop->batch_len - loop->batch_pos) |
-                      (uint32_t)atomic_load_explicit(&loop->stop, memory_order_relaxed) |
-                      (uint32_t)atomic_load_explicit(&loop->wake_pending, memory_order_relaxed) |
-                      (uint32_t)atomic_load_explicit(&loop->inbox_nonempty, memory_order_relaxed);
-        if (no)
-            return NULL;
-        loop->skipped++;
-        loop->now_valid = 0;
-        loop->epoch++;
-        loop->drain_left = r->tail - r->head;
-    }
+    if (loop->drain_left == 0 && !aloop__ready_next_iteration(loop, r))
+        return NULL;
     struct aloop__entry e = r->e[r->head & r->mask];
     struct aloop__call *c = aloop__slot(loop, e.idx);
     if (c->tok != e.tok || c->kind != K_TASK)

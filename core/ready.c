@@ -188,6 +188,9 @@ void aloop__ready_run(struct aloop *loop)
             loop->draining = (int)l;
             loop->drain_single = 1;
             drain(loop, r, r->tail - r->head);
+            /* queued work only: the next iterations run here (loop.h) */
+            while (r->head != r->tail && aloop__ready_next_iteration(loop, r))
+                drain(loop, r, loop->drain_left);
             if (r->head == r->tail)
                 loop->readymask &= ~snap;
             if (unlikely(loop->movedmask))
