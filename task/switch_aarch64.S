@@ -12,12 +12,10 @@
 #if defined(__aarch64__) && !defined(ALOOP_TASK_UCONTEXT)
 
     .text
-    .globl  aloop__fiber_switch
-    .hidden aloop__fiber_switch
-    .type   aloop__fiber_switch, %function
-    .p2align 4
-aloop__fiber_switch:
-    .cfi_startproc
+
+/* store this side's registers in a frame, save sp, load the other side's,
+ * restore its registers (x30: where it continues) */
+.macro SWITCH_STACKS
     sub     sp, sp, #160
     stp     x19, x20, [sp, #0]
     stp     x21, x22, [sp, #16]
@@ -43,6 +41,15 @@ aloop__fiber_switch:
     ldp     d12, d13, [sp, #128]
     ldp     d14, d15, [sp, #144]
     add     sp, sp, #160
+.endm
+
+    .globl  aloop__fiber_switch
+    .hidden aloop__fiber_switch
+    .type   aloop__fiber_switch, %function
+    .p2align 4
+aloop__fiber_switch:
+    .cfi_startproc
+    SWITCH_STACKS
     br      x30
     .cfi_endproc
     .size   aloop__fiber_switch, .-aloop__fiber_switch
@@ -54,31 +61,7 @@ aloop__fiber_switch:
     .p2align 4
 aloop__fiber_switch_ret:
     .cfi_startproc
-    sub     sp, sp, #160
-    stp     x19, x20, [sp, #0]
-    stp     x21, x22, [sp, #16]
-    stp     x23, x24, [sp, #32]
-    stp     x25, x26, [sp, #48]
-    stp     x27, x28, [sp, #64]
-    stp     x29, x30, [sp, #80]
-    stp     d8, d9, [sp, #96]
-    stp     d10, d11, [sp, #112]
-    stp     d12, d13, [sp, #128]
-    stp     d14, d15, [sp, #144]
-    mov     x2, sp
-    str     x2, [x0]
-    mov     sp, x1
-    ldp     x19, x20, [sp, #0]
-    ldp     x21, x22, [sp, #16]
-    ldp     x23, x24, [sp, #32]
-    ldp     x25, x26, [sp, #48]
-    ldp     x27, x28, [sp, #64]
-    ldp     x29, x30, [sp, #80]
-    ldp     d8, d9, [sp, #96]
-    ldp     d10, d11, [sp, #112]
-    ldp     d12, d13, [sp, #128]
-    ldp     d14, d15, [sp, #144]
-    add     sp, sp, #160
+    SWITCH_STACKS
     ret
     .cfi_endproc
     .size   aloop__fiber_switch_ret, .-aloop__fiber_switch_ret

@@ -21,12 +21,10 @@
 #if defined(__x86_64__) && !defined(ALOOP_TASK_UCONTEXT)
 
     .text
-    .globl  aloop__fiber_switch
-    .hidden aloop__fiber_switch
-    .type   aloop__fiber_switch, @function
-    .p2align 4
-aloop__fiber_switch:
-    .cfi_startproc
+
+/* push this side's registers, save sp, load the other side's, pop its
+ * registers: what is left on the stack is its return address */
+.macro SWITCH_STACKS
     pushq   %rbp
     pushq   %rbx
     pushq   %r12
@@ -41,6 +39,15 @@ aloop__fiber_switch:
     popq    %r12
     popq    %rbx
     popq    %rbp
+.endm
+
+    .globl  aloop__fiber_switch
+    .hidden aloop__fiber_switch
+    .type   aloop__fiber_switch, @function
+    .p2align 4
+aloop__fiber_switch:
+    .cfi_startproc
+    SWITCH_STACKS
     popq    %rcx
     jmpq    *%rcx
     .cfi_endproc
@@ -52,20 +59,7 @@ aloop__fiber_switch:
     .p2align 4
 aloop__fiber_switch_ret:
     .cfi_startproc
-    pushq   %rbp
-    pushq   %rbx
-    pushq   %r12
-    pushq   %r13
-    pushq   %r14
-    pushq   %r15
-    movq    %rsp, (%rdi)
-    movq    %rsi, %rsp
-    popq    %r15
-    popq    %r14
-    popq    %r13
-    popq    %r12
-    popq    %rbx
-    popq    %rbp
+    SWITCH_STACKS
     ret
     .cfi_endproc
     .size   aloop__fiber_switch_ret, .-aloop__fiber_switch_ret
