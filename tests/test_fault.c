@@ -1449,6 +1449,12 @@ static void *tr_thread(void *arg)
     return NULL;
 }
 
+static void tr_backstop(aloop_t *loop, void *arg)
+{
+    (void)arg;
+    aloop_stop(loop);
+}
+
 START_TEST(test_threadsafe_and_stop_race)
 {
     aloop_t *l = NEW_LOOP();
@@ -1468,8 +1474,14 @@ START_TEST(test_threadsafe_and_stop_race)
         ck_assert_int_ge(rc, 0);
         if (n % 100 == 0)
             put(p[1]);
-        if (n % 50 == 0)
-            aloop_run(l, ALOOP_RUN_FOREVER);        /* until some thread stops it */
+        if (n % 50 == 0) {
+            /* until some thread stops it -- or, if they have all sent their
+             * last stop already, the backstop timer */
+            aloop_id_t backstop = aloop_call_later(l, 20 * ALOOP_MS, tr_backstop, NULL);
+            ck_assert_int_gt(backstop, 0);
+            aloop_run(l, ALOOP_RUN_FOREVER);
+            aloop_cancel(l, backstop);
+        }
     }
     for (int t = 0; t < TR_THREADS; t++)
         pthread_join(th[t], NULL);
