@@ -131,10 +131,16 @@ int aloop_call_soon_threadsafe(aloop_t *loop, aloop_cb cb, void *arg)
         loop->inbox = n;
         loop->inbox_cap = cap;
     }
-    loop->inbox[loop->inbox_len++] = (struct aloop__inbox_item){ cb, arg };
-    atomic_store(&loop->inbox_nonempty, 1);
+    /* only the call that makes the inbox non-empty wakes the loop: the
+     * loop empties it whole under the lock, so a later call either joins
+     * a batch whose waker is on its way or finds it empty and wakes */
+    int first = loop->inbox_len++ == 0;
+    loop->inbox[loop->inbox_len - 1] = (struct aloop__inbox_item){ cb, arg };
+    if (first)
+        atomic_store_explicit(&loop->inbox_nonempty, 1, memory_order_release);
     pthread_mutex_unlock(&loop->inbox_lock);
-    aloop__wake(loop);
+    if (first)
+        aloop__wake(loop);
     return 0;
 }
 
