@@ -27,7 +27,8 @@
  * whenever the slot is freed, so ids are never reused (a slot whose gen
  * would wrap is retired). */
 enum aloop__kind { K_CALL, K_TIMER, K_EVERY, K_READ, K_WRITE, K_SIGNAL,
-                  K_TASK /* a task's resident resume slot: not freed when run */ };
+                  K_TASK,  /* a task's resident resume slot: not freed when run */
+                  K_BATCH  /* the thread-safe calls of one wake-up, in order */ };
 enum aloop__state { S_FREE, S_IDLE, S_QUEUED, S_ARMED };
 
 struct aloop__call {
@@ -357,6 +358,7 @@ ALOOP__HIDDEN void aloop__wake_fini(struct aloop *loop);
 ALOOP__HIDDEN void aloop__wake(struct aloop *loop);     /* async-signal-safe */
 ALOOP__HIDDEN void aloop__wake_collect(struct aloop *loop);
 ALOOP__HIDDEN void aloop__inbox_fini(struct aloop *loop);
+ALOOP__HIDDEN void aloop__inbox_run(struct aloop *loop);
 
 /* registry.c */
 ALOOP__HIDDEN int aloop__registry_find(const char *name, const struct aloop_backend **be, void **module);

@@ -124,6 +124,10 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
         c->state = S_IDLE;
         aloop__io_run(loop, c);
         return;
+    case K_BATCH:
+        aloop__slot_free(loop, idx);
+        aloop__inbox_run(loop);     /* thread-safe calls run in the base context */
+        return;
     case K_SIGNAL:
     case K_TASK:
         c->state = S_IDLE;

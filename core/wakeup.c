@@ -58,47 +58,57 @@ void aloop__wake(struct aloop *loop)
     errno = saved;
 }
 
-/* Move as much of the current batch as we can into the ready queue; a batch
- * left unfinished (ENOMEM) is resumed first next time, in order. */
+/* Take the producers' calls: the inbox is swapped out whole and queued as
+ * one K_BATCH slot at the default priority, whose run calls them in order
+ * from the array (aloop__inbox_run) -- where one slot per call would have
+ * put them, with none of the per-call cost.  If the slot cannot be had
+ * (ENOMEM), the next iteration tries again. */
 static void inbox_drain(struct aloop *loop)
 {
-    for (;;) {
-        while (loop->batch_pos < loop->batch_len) {
-            struct aloop__inbox_item *it = &loop->inbox_spare[loop->batch_pos];
-            uint32_t idx = aloop__slot_alloc(loop);
-            if (idx == NOSLOT)
-                goto retry;
-            struct aloop__call *c = aloop__slot(loop, idx);
-            c->cb = it->cb;
-            c->arg = it->arg;
-            c->prio = ALOOP_PRIO_DEFAULT;
-            c->kind = K_CALL;
-            if (aloop__enqueue(loop, idx) < 0) {
-                aloop__slot_free(loop, idx);
-                goto retry;
-            }
-            loop->batch_pos++;
-        }
-        if (!atomic_load(&loop->inbox_nonempty))
-            return;
-        pthread_mutex_lock(&loop->inbox_lock);
-        struct aloop__inbox_item *t = loop->inbox_spare;
-        uint32_t cap = loop->spare_cap;
-        loop->inbox_spare = loop->inbox;
-        loop->spare_cap = loop->inbox_cap;
-        loop->batch_len = loop->inbox_len;
-        loop->batch_pos = 0;
-        loop->inbox = t;
-        loop->inbox_cap = cap;
-        loop->inbox_len = 0;
-        atomic_store(&loop->inbox_nonempty, 0);
-        pthread_mutex_unlock(&loop->inbox_lock);
-        /* one swap per wake-up: calls that arrive now are next iteration's */
-        if (loop->batch_pos == loop->batch_len)
-            return;
+    if (loop->batch_pos < loop->batch_len)
+        goto queue;             /* a batch taken before, not yet queued */
+    if (!atomic_load(&loop->inbox_nonempty))
+        return;
+    pthread_mutex_lock(&loop->inbox_lock);
+    struct aloop__inbox_item *t = loop->inbox_spare;
+    uint32_t cap = loop->spare_cap;
+    loop->inbox_spare = loop->inbox;
+    loop->spare_cap = loop->inbox_cap;
+    loop->batch_len = loop->inbox_len;
+    loop->batch_pos = 0;
+    loop->inbox = t;
+    loop->inbox_cap = cap;
+    loop->inbox_len = 0;
+    atomic_store(&loop->inbox_nonempty, 0);
+    pthread_mutex_unlock(&loop->inbox_lock);
+    if (loop->batch_len == 0)
+        return;
+queue:;
+    uint32_t idx = aloop__slot_alloc(loop);
+    if (idx == NOSLOT)
+        goto retry;
+    struct aloop__call *c = aloop__slot(loop, idx);
+    c->cb = NULL;
+    c->arg = NULL;
+    c->prio = ALOOP_PRIO_DEFAULT;
+    c->kind = K_BATCH;
+    if (aloop__enqueue(loop, idx) < 0) {
+        aloop__slot_free(loop, idx);
+        goto retry;
     }
+    return;
 retry:
     atomic_store(&loop->wake_pending, 1);
+}
+
+/* The K_BATCH slot's run: every call of the batch, in order.  The batch
+ * stays put meanwhile: the inbox is swapped only when an iteration begins. */
+void aloop__inbox_run(struct aloop *loop)
+{
+    while (loop->batch_pos < loop->batch_len) {
+        struct aloop__inbox_item it = loop->inbox_spare[loop->batch_pos++];
+        it.cb(loop, it.arg);
+    }
 }
 
 void aloop__wake_collect(struct aloop *loop)
