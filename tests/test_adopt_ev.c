@@ -20,15 +20,9 @@
 #include <unistd.h>
 
 #include "aloop-ev.h"
+#include "suite.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * ALOOP_SEC + (uint64_t)ts.tv_nsec;
-}
 
 static struct ev_loop *new_host(void)
 {

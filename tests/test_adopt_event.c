@@ -23,17 +23,10 @@
 #include <unistd.h>
 
 #include "aloop-event.h"
+#include "suite.h"
 
-#define TAG(n) ((void *)(intptr_t)(n))
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * ALOOP_SEC + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ms(int ms)
 {

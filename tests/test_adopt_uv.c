@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include "aloop-uv.h"
+#include "suite.h"
 
-#define TAG(n) ((void *)(intptr_t)(n))
 
 /* ---- helpers -------------------------------------------------------------- */
 

@@ -28,21 +28,9 @@
 #include <unistd.h>
 
 #include "aloop.h"
-#include "backends.h"
+#include "suite.h"
 
 /* ---- Backends under test ------------------------------------------------ */
-
-#define MAX_BACKENDS 16
-static const char *g_backends[MAX_BACKENDS];
-static int g_nbackends;
-
-static void backends_init(void)
-{
-    g_nbackends = test_backends(g_backends, MAX_BACKENDS);
-}
-
-/* Inside a test: the backend this run is for. */
-#define BE (g_backends[_i])
 
 static int is_native(const char *be)
 {
@@ -51,16 +39,8 @@ static int is_native(const char *be)
 
 /* ---- Small helpers ------------------------------------------------------ */
 
-#define TAG(n) ((void *)(intptr_t)(n))
 
 static pthread_t g_main_thread;
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * ALOOP_SEC + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ms(unsigned ms)
 {

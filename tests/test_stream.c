@@ -26,22 +26,11 @@
 #include <unistd.h>
 
 #include "aloop.h"
-#include "backends.h"
+#include "suite.h"
 #include "aloop-stream.h"
 #include "aloop-task.h"
 
 /* ---- Backends under test ------------------------------------------------ */
-
-#define MAX_BACKENDS 16
-static const char *g_backends[MAX_BACKENDS];
-static int g_nbackends;
-
-static void backends_init(void)
-{
-    g_nbackends = test_backends(g_backends, MAX_BACKENDS);
-}
-
-#define BE (g_backends[_i])
 
 /* ---- Helpers ------------------------------------------------------------ */
 

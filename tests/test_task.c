@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "aloop.h"
-#include "backends.h"
+#include "suite.h"
 #include "aloop-task.h"
 #ifdef ALOOP_TEST_ADOPT_UV
 #include "aloop-uv.h"
@@ -35,28 +35,8 @@
 
 /* ---- Backends under test ------------------------------------------------ */
 
-#define MAX_BACKENDS 16
-static const char *g_backends[MAX_BACKENDS];
-static int g_nbackends;
-
-static __attribute__((unused)) void backends_init(void)
-{
-    g_nbackends = test_backends(g_backends, MAX_BACKENDS);
-}
-
-#define BE (g_backends[_i])
-
 /* ---- Helpers ------------------------------------------------------------ */
 
-#define TAG(n) ((void *)(intptr_t)(n))
-#define UNTAG(p) ((int)(intptr_t)(p))
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * ALOOP_SEC + (uint64_t)ts.tv_nsec;
-}
 
 #ifdef ALOOP_TEST_ADOPT_UV
 /* Each aloop loop adopts a uv loop of its own. */
