@@ -57,8 +57,11 @@ struct aloop__slab {
     uint32_t free_head;         /* UINT32_MAX when empty */
 };
 
-/* ---- ready queue: one FIFO ring per priority of (index, tok) ------------- */
-struct aloop__entry { uint32_t idx, tok; };
+/* ---- ready queue: one FIFO ring per priority of (slot, index, tok) --------
+ * The slot's address rides along so that a drain reaches it with one load
+ * less (no chunk table) on the path every callback and task resume takes. */
+struct aloop__call;
+struct aloop__entry { struct aloop__call *c; uint32_t idx, tok; };
 struct aloop__ring {
     struct aloop__entry *e;
     uint32_t cap, mask, head, tail;  /* head/tail run freely; count = tail - head */
@@ -247,6 +250,7 @@ static inline void aloop__enqueue_room(struct aloop *loop, struct aloop__ring *r
                                        struct aloop__call *c, uint32_t idx)
 {
     struct aloop__entry *e = &r->e[r->tail++ & r->mask];
+    e->c = c;
     e->idx = idx;
     e->tok = ++c->tok;
     c->state = S_QUEUED;
@@ -326,9 +330,9 @@ static inline __attribute__((always_inline)) void *aloop__ready_take(struct aloo
         return NULL;
     if (loop->drain_left == 0 && !aloop__ready_next_iteration(loop, r))
         return NULL;
-    struct aloop__entry e = r->e[r->head & r->mask];
-    struct aloop__call *c = aloop__slot(loop, e.idx);
-    if (c->tok != e.tok || c->kind != K_TASK)
+    const struct aloop__entry *e = &r->e[r->head & r->mask];
+    struct aloop__call *c = e->c;
+    if (c->tok != e->tok || c->kind != K_TASK)
         return NULL;
     r->head++;
     loop->drain_left--;

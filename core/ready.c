@@ -54,6 +54,7 @@ int aloop__requeue(struct aloop *loop, uint32_t idx, int prio)
         struct aloop__ring *r = &loop->moved[l < loop->draining ? l : loop->draining];
         if (r->tail - r->head < r->cap || aloop__ring_grow(r) == 0) {
             struct aloop__entry *e = &r->e[r->tail++ & r->mask];
+            e->c = c;
             e->idx = idx;
             e->tok = ++c->tok;
             c->state = S_QUEUED;
@@ -146,7 +147,7 @@ static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t n)
     while (loop->drain_left) {
         loop->drain_left--;
         struct aloop__entry e = r->e[r->head++ & r->mask];
-        struct aloop__call *c = aloop__slot(loop, e.idx);
+        struct aloop__call *c = e.c;
         if (c->tok != e.tok)
             continue;           /* cancelled or moved */
         loop->nready--;

@@ -225,6 +225,27 @@ void aloop__stack_pool_fini(struct aloop__stack_pool *p)
 }
 
 #ifndef ALOOP_TASK_UCONTEXT
+#if defined(__x86_64__)
+extern void aloop__fiber_entry(void) ALOOP__HIDDEN;
+
+/* A new side for aloop__fiber_jump: it continues at aloop__fiber_entry,
+ * which calls entry(arg) from the two words at the stack pointer; the last
+ * 16 bytes of the stack are zero (an unwinder's end). */
+void aloop__fiber_make(struct aloop__fctx *f, void *lo, void *top, void *uc,
+                       void (*entry)(void *), void *arg)
+{
+    (void)lo;
+    (void)uc;
+    uintptr_t *end = (uintptr_t *)((uintptr_t)top & ~(uintptr_t)15) - 2;
+    end[0] = end[1] = 0;
+    uintptr_t *sp = end - 2;        /* 16-byte aligned */
+    sp[0] = (uintptr_t)entry;
+    sp[1] = (uintptr_t)arg;
+    f->sp = sp;
+    f->pc = (void *)aloop__fiber_entry;
+    f->bp = NULL;
+}
+#else
 extern void aloop__fiber_start(void) ALOOP__HIDDEN;
 
 /* Lay out a frame of aloop__fiber_switch that "returns" into
@@ -237,22 +258,15 @@ void aloop__fiber_make(struct aloop__fctx *f, void *lo, void *top, void *uc,
     (void)uc;
     uintptr_t *end = (uintptr_t *)((uintptr_t)top & ~(uintptr_t)15) - 2;
     end[0] = end[1] = 0;
-#if defined(__x86_64__)
-    uintptr_t *sp = end - 7;        /* r15 r14 r13 r12 rbx rbp, return address */
-    sp[0] = sp[1] = 0;
-    sp[2] = (uintptr_t)arg;
-    sp[3] = (uintptr_t)entry;
-    sp[4] = sp[5] = 0;
-    sp[6] = (uintptr_t)aloop__fiber_start;
-#else /* aarch64: x19..x30, d8..d15 */
+    /* aarch64: x19..x30, d8..d15 */
     uintptr_t *sp = end - 20;
     memset(sp, 0, 20 * sizeof *sp);
     sp[0] = (uintptr_t)entry;
     sp[1] = (uintptr_t)arg;
     sp[11] = (uintptr_t)aloop__fiber_start;
-#endif
     f->sp = sp;
 }
+#endif
 #endif
 
 void aloop__stack_overflow(const struct aloop__stack *s, const void *sp)

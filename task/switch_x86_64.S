@@ -1,23 +1,20 @@
-/* switch_x86_64.S -- the tasks' context switch on x86-64 (System V).
+/* switch_x86_64.S -- the x86-64 (System V) pieces of the tasks' switch.
  *
- * aloop__fiber_switch(void **save, void *to): push the callee-saved
- * registers, store the stack pointer in *save, load `to`, pop that side's
- * registers and continue at its saved return address.  It ends in an
- * indirect jmp, not ret: a ret would pop the return-stack predictor of the
- * other side's call and mispredict on every switch (about 3x slower).
- * Nothing else is saved: no signal mask (no system call), no MXCSR / x87
- * control word (tasks must not change FP modes across a switch).
+ * The tasks switch inline (aloop__fiber_jump() in task/task.h: stack
+ * pointer, resume address and rbp; every other register declared clobbered
+ * for the compiler).  A new task's first resume lands in aloop__fiber_entry,
+ * which calls entry(arg) from the two words aloop__fiber_make()
+ * (task/stack.c) left at its stack pointer.
  *
- * aloop__fiber_switch_ret is the same ending in ret, for a switch between
- * two sides suspended at the same call site (task to task, task/task.c's
- * handoff()): there the predictor's top entry -- this call's own return
- * address -- is the other side's too, and so is the next one (the caller's
- * caller), so a ret predicts right where a jmp leaves every later ret
- * off by one.
- *
- * A new stack is laid out by aloop__fiber_make() (task/stack.c) to look
- * like a switch's own frame whose return address is aloop__fiber_start:
- * r12 holds the entry function, r13 its argument. */
+ * aloop__fiber_switch(void **save, void *to) is the complete switch as one
+ * routine: push the callee-saved registers, store the stack pointer in
+ * *save, load `to`, pop that side's registers and continue at its saved
+ * return address with an indirect jmp, not ret (a ret would pop the
+ * return-stack predictor of the other side's call and mispredict on every
+ * switch, about 3x slower).  aloop-bench's "bare" switch measures it (with
+ * aloop__fiber_start, whose frame holds the entry in r12 and its argument in
+ * r13), as the cost of a switch that saves everything itself.  Nothing else
+ * is saved: no signal mask (no system call), no MXCSR / x87 control word. */
 #if defined(__x86_64__) && !defined(ALOOP_TASK_UCONTEXT)
 
     .text
@@ -53,19 +50,8 @@ aloop__fiber_switch:
     .cfi_endproc
     .size   aloop__fiber_switch, .-aloop__fiber_switch
 
-    .globl  aloop__fiber_switch_ret
-    .hidden aloop__fiber_switch_ret
-    .type   aloop__fiber_switch_ret, @function
-    .p2align 4
-aloop__fiber_switch_ret:
-    .cfi_startproc
-    SWITCH_STACKS
-    ret
-    .cfi_endproc
-    .size   aloop__fiber_switch_ret, .-aloop__fiber_switch_ret
-
-/* First code of a new task: entry(arg).  The entry never returns (a task's
- * last act is a switch away); the stack is 16-byte aligned here. */
+/* The bare switch's first code of a new side: r12(r13).  The entry never
+ * returns; the stack is 16-byte aligned here. */
     .globl  aloop__fiber_start
     .hidden aloop__fiber_start
     .type   aloop__fiber_start, @function
@@ -78,6 +64,22 @@ aloop__fiber_start:
     ud2
     .cfi_endproc
     .size   aloop__fiber_start, .-aloop__fiber_start
+
+/* First code of a new task: entry(arg), the words at the stack pointer
+ * (16-byte aligned).  The entry never returns (a task's last act is a
+ * switch away). */
+    .globl  aloop__fiber_entry
+    .hidden aloop__fiber_entry
+    .type   aloop__fiber_entry, @function
+    .p2align 4
+aloop__fiber_entry:
+    .cfi_startproc
+    .cfi_undefined rip
+    movq    8(%rsp), %rdi
+    callq   *(%rsp)
+    ud2
+    .cfi_endproc
+    .size   aloop__fiber_entry, .-aloop__fiber_entry
 
 #endif
     .section .note.GNU-stack,"",@progbits

@@ -61,7 +61,7 @@ enum {
 
 struct aloop_task {
     struct aloop__fctx self;        /* the task, while suspended */
-    struct aloop__fctx back;        /* whoever resumed it, while it runs */
+    struct aloop__fctx *back;       /* whoever resumed it, while it runs */
     struct aloop__stack *stack;
     struct aloop__tasks *ts;
     aloop_t *loop;
@@ -270,6 +270,11 @@ static inline void asan_resumed(struct aloop_task *t, void *fake)
 
 static inline void enter_fiber(struct aloop_task *t)
 {
+    struct aloop__fctx home;        /* the loop's side, while t runs */
+#ifdef ALOOP_TASK_UCONTEXT
+    home.uc = aloop__stack_uc(t->stack, 1);
+#endif
+    t->back = &home;
 #ifdef ALOOP__ASAN
     void *fake = NULL;
     asan_direct = 0;
@@ -279,7 +284,7 @@ static inline void enter_fiber(struct aloop_task *t)
     t->tsan_back = __tsan_get_current_fiber();
     __tsan_switch_to_fiber(t->tsan_fiber, 0);
 #endif
-    aloop__fiber_jump(&t->back, &t->self);
+    aloop__fiber_jump(&home, &t->self);
 #ifdef ALOOP__ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
@@ -295,7 +300,7 @@ static inline void leave_fiber(struct aloop_task *t)
 #ifdef ALOOP__TSAN
     __tsan_switch_to_fiber(t->tsan_back, 0);
 #endif
-    aloop__fiber_jump(&t->self, &t->back);
+    aloop__fiber_jump(&t->self, t->back);
 #ifdef ALOOP__ASAN
     asan_resumed(t, t->asan_fake);
 #endif
@@ -335,7 +340,7 @@ static inline __attribute__((always_inline)) void run_task(struct aloop_task *t)
 /* t waits (t->wait says for what) or has finished (W_DONE), and n is the
  * next task the drain would resume: switch from t to n directly, as the
  * loop would have by way of its own stack.  n returns to the loop where t
- * would have.  Both sides are suspended here, so the ret-ending switch. */
+ * would have.  Both sides are suspended here (aloop__fiber_handoff). */
 static inline __attribute__((always_inline)) void switch_to(struct aloop_task *t, struct aloop_task *n)
 {
     struct aloop__tls *tl = &aloop__tls;
@@ -358,7 +363,7 @@ static inline __attribute__((always_inline)) void switch_to(struct aloop_task *t
 #endif
     if (t->wait == W_DONE)
         zombie = t;
-    aloop__fiber_switch_ret(&t->self.sp, n->self.sp);
+    aloop__fiber_handoff(&t->self, &n->self);
 #ifdef ALOOP__ASAN
     asan_resumed(t, t->asan_fake);
 #endif
@@ -605,7 +610,6 @@ int aloop_spawn_prio(aloop_t *loop, aloop_task_t **out, int prio, aloop_task_fn 
     t->fd_events = 0;
     t->joiners = t->jnext = t->jprev = t->jtarget = NULL;
 #ifdef ALOOP_TASK_UCONTEXT
-    t->back.uc = aloop__stack_uc(s, 1);
     aloop__fiber_make(&t->self, s->lo, s->top, aloop__stack_uc(s, 0), task_main, t);
 #else
     aloop__fiber_make(&t->self, s->lo, s->top, NULL, task_main, t);
