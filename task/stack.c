@@ -14,7 +14,14 @@
  * stacks, that the zone still reads zero.
  *
  * Memory is committed page by page as a task touches it (MAP_NORESERVE,
- * MADV_NOHUGEPAGE: a huge page would make each stack cost 2 MiB). */
+ * MADV_NOHUGEPAGE: a huge page would make each stack cost 2 MiB).
+ *
+ * The top of each stack (its descriptor and the first frames, what every
+ * spawn and switch touches) is shifted down by a colour of 0..15 cache lines
+ * (slot_colour): slots are a page-multiple apart, so without it every
+ * stack's top would fall in the same few cache sets, and a thousand tasks
+ * run in a row would miss the L2 cache on each (spawn + join: 138 -> 109 ns
+ * here).  At most 960 bytes, so the first frames stay in the top page. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -39,6 +46,7 @@
 #endif
 
 #define DESC_SIZE ALOOP__DESC_SIZE
+#define COLOURS 16
 #define MAP_RESERVE 8192L           /* mappings left to the application */
 #define CHUNK_BYTES ((size_t)64 << 20)
 
@@ -142,6 +150,13 @@ static int pool_grow(struct aloop__stack_pool *p)
     return 0;
 }
 
+/* The descriptor of the slot whose high end is hi. */
+static inline struct aloop__stack *slot_desc(const struct aloop__stack_pool *p, char *hi)
+{
+    size_t colour = ((uintptr_t)hi / p->slot) % COLOURS * 64;
+    return (struct aloop__stack *)(void *)(hi - DESC_SIZE - colour);
+}
+
 static int take_guard(void)
 {
     long n = atomic_load_explicit(&guards_left, memory_order_relaxed);
@@ -167,7 +182,7 @@ struct aloop__stack *aloop__stack_get(struct aloop__stack_pool *p)
         return NULL;
     char *hi = p->carve, *lo = hi - p->slot;
     p->carve = lo;
-    s = (struct aloop__stack *)(hi - DESC_SIZE);
+    s = slot_desc(p, hi);
     s->next = NULL;
     s->lo = lo + page;
     s->top = (char *)s;
@@ -206,7 +221,7 @@ void aloop__stack_pool_fini(struct aloop__stack_pool *p)
         /* deregister every carved slot (the newest chunk: down to carve) */
         char *end = newest ? p->carve : c->base;
         for (char *hi = c->base + c->len; hi > end; hi -= p->slot) {
-            struct aloop__stack *s = (struct aloop__stack *)(hi - DESC_SIZE);
+            struct aloop__stack *s = slot_desc(p, hi);
             VALGRIND_STACK_DEREGISTER(s->vg_id);
         }
 #endif
@@ -229,8 +244,9 @@ void aloop__stack_pool_fini(struct aloop__stack_pool *p)
 extern void aloop__fiber_entry(void) ALOOP__HIDDEN;
 
 /* A new side for aloop__fiber_jump: it continues at aloop__fiber_entry,
- * which calls entry(arg) from the two words at the stack pointer; the last
- * 16 bytes of the stack are zero (an unwinder's end). */
+ * which jumps to entry(arg) (the words above the stack pointer) as if
+ * called from address 0; the last 16 bytes of the stack are zero (an
+ * unwinder's end). */
 void aloop__fiber_make(struct aloop__fctx *f, void *lo, void *top, void *uc,
                        void (*entry)(void *), void *arg)
 {
@@ -238,9 +254,10 @@ void aloop__fiber_make(struct aloop__fctx *f, void *lo, void *top, void *uc,
     (void)uc;
     uintptr_t *end = (uintptr_t *)((uintptr_t)top & ~(uintptr_t)15) - 2;
     end[0] = end[1] = 0;
-    uintptr_t *sp = end - 2;        /* 16-byte aligned */
-    sp[0] = (uintptr_t)entry;
-    sp[1] = (uintptr_t)arg;
+    uintptr_t *sp = end - 3;        /* 8 mod 16, as at a function's entry */
+    sp[0] = 0;                      /* its return address: none */
+    sp[1] = (uintptr_t)entry;
+    sp[2] = (uintptr_t)arg;
     f->sp = sp;
     f->pc = (void *)aloop__fiber_entry;
     f->bp = NULL;

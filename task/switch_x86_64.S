@@ -3,7 +3,7 @@
  * The tasks switch inline (aloop__fiber_jump() in task/task.h: stack
  * pointer, resume address and rbp; every other register declared clobbered
  * for the compiler).  A new task's first resume lands in aloop__fiber_entry,
- * which calls entry(arg) from the two words aloop__fiber_make()
+ * which jumps to entry(arg) from the words aloop__fiber_make()
  * (task/stack.c) left at its stack pointer.
  *
  * aloop__fiber_switch(void **save, void *to) is the complete switch as one
@@ -65,9 +65,12 @@ aloop__fiber_start:
     .cfi_endproc
     .size   aloop__fiber_start, .-aloop__fiber_start
 
-/* First code of a new task: entry(arg), the words at the stack pointer
- * (16-byte aligned).  The entry never returns (a task's last act is a
- * switch away). */
+/* First code of a new task: jump to entry(arg), the words above the stack
+ * pointer, whose top word (a return address of 0) makes it look called.  A
+ * jmp, not a call: the entry never returns (a task's last act is a switch
+ * away), and a call would leave the return-address predictor one entry off
+ * for every ret of whichever side runs next (one-by-one spawn + join:
+ * three mispredicted returns each). */
     .globl  aloop__fiber_entry
     .hidden aloop__fiber_entry
     .type   aloop__fiber_entry, @function
@@ -75,9 +78,8 @@ aloop__fiber_start:
 aloop__fiber_entry:
     .cfi_startproc
     .cfi_undefined rip
-    movq    8(%rsp), %rdi
-    callq   *(%rsp)
-    ud2
+    movq    16(%rsp), %rdi
+    jmpq    *8(%rsp)
     .cfi_endproc
     .size   aloop__fiber_entry, .-aloop__fiber_entry
 
