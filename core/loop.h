@@ -106,9 +106,11 @@ struct aloop {
     int draining;               /* level being drained, or -1 */
     struct aloop__ring *drain_ring; /* the ring being drained, or NULL */
     uint32_t drain_left;        /* entries of it this drain still runs */
-    uint8_t drain_single;       /* the drain is of one level only */
-    uint8_t inplace;            /* aloop_run DEFAULT/FOREVER, not adopted:
-                                   aloop__ready_take may begin an iteration */
+    uint8_t inplace;            /* aloop_run DEFAULT/FOREVER, not adopted */
+    uint8_t drain_inplace;      /* inplace, and the drain is of one level
+                                   only: its next iteration may begin in
+                                   place (aloop__ready_next_iteration) */
+    unsigned drain_bit;         /* that level's bit in readymask */
     uint32_t skipped;           /* polls skipped in a row */
     uint64_t now;
     int now_valid;
@@ -306,10 +308,9 @@ static inline __attribute__((always_inline)) int aloop__ready_next_iteration(str
 {
     /* one branch for all the rules (live entries exist only in r when
      * nready > 0, readymask is r's bit alone and nothing moved) */
-    uint32_t no = (uint32_t)!(loop->inplace & loop->drain_single) |
+    uint32_t no = (uint32_t)!loop->drain_inplace |
                   (uint32_t)(loop->skipped >= 63) | (uint32_t)!loop->nready |
-                  loop->timers.len | loop->movedmask |
-                  (loop->readymask ^ (1u << (unsigned)loop->draining)) |
+                  loop->timers.len | loop->movedmask | (loop->readymask ^ loop->drain_bit) |
                   (loop->batch_len - loop->batch_pos) |
                   (uint32_t)atomic_load_explicit(&loop->stop, memory_order_relaxed) |
                   (uint32_t)atomic_load_explicit(&loop->wake_pending, memory_order_relaxed) |

@@ -172,7 +172,7 @@ static void drain_moved(struct aloop *loop, unsigned below)
         unsigned l = 31u - (unsigned)__builtin_clz(todo);
         struct aloop__ring *m = &loop->moved[l];
         loop->draining = (int)l;
-        loop->drain_single = 0;
+        loop->drain_inplace = 0;
         while (m->head != m->tail)
             drain(loop, m, 1);
         loop->movedmask &= ~(1u << l);
@@ -191,7 +191,8 @@ void aloop__ready_run(struct aloop *loop)
             unsigned l = (unsigned)__builtin_ctz(snap);
             struct aloop__ring *r = &loop->ready[l];
             loop->draining = (int)l;
-            loop->drain_single = 1;
+            loop->drain_inplace = loop->inplace;
+            loop->drain_bit = snap;
             drain(loop, r, r->tail - r->head);
             /* queued work only: the next iterations run here (loop.h) */
             while (r->head != r->tail && aloop__ready_next_iteration(loop, r))
@@ -206,7 +207,7 @@ void aloop__ready_run(struct aloop *loop)
     }
 
     uint32_t n[ALOOP__NPRIO];
-    loop->drain_single = 0;
+    loop->drain_inplace = 0;
     for (unsigned m = snap; m; m &= m - 1) {
         unsigned l = (unsigned)__builtin_ctz(m);
         n[l] = loop->ready[l].tail - loop->ready[l].head;
