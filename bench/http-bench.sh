@@ -55,9 +55,20 @@ run_one() {     # target port -> requests/s (0 on failure); errors to stderr
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# Each aloop server runs right beside the raw server it is compared with,
+# and every other run goes the other way round (ABBA): the machine's drift
+# over a run (large here: the same server varies by 10-20 % from one
+# 3-second run to the next) falls on both sides of a ratio alike.
+seq_fwd=""
+for t in aloop-epoll raw-uv aloop-libuv aloop-libev raw-ev aloop-libevent raw-event aloop-poll; do
+    case " $targets " in *" $t "*) seq_fwd="$seq_fwd $t" ;; esac
+done
+seq_rev=$(echo $seq_fwd | tr ' ' '\n' | awk '{a[NR]=$0} END {for (i = NR; i > 0; i--) printf "%s ", a[i]}')
+
 n=0
 for r in $(seq 1 "$RUNS"); do
-    for t in $targets; do
+    if [ $((r % 2)) = 1 ]; then order=$seq_fwd; else order=$seq_rev; fi
+    for t in $order; do
         n=$((n + 1))    # a fresh port each run: no wait for the last one's sockets
         v=$(run_one "$t" $((PORT + n)))
         echo "$t $v" >>"$TMP/results"
