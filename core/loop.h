@@ -261,6 +261,27 @@ static inline void aloop__enqueue_room(struct aloop *loop, struct aloop__ring *r
     loop->readymask |= bit;
 }
 
+/* The same for a task's resume (K_TASK), known to be idle: no epoch, which
+ * only aloop__requeue reads and a task's resume never meets (its priority
+ * is fixed).  -ENOMEM. */
+static inline __attribute__((always_inline)) int aloop__enqueue_resume(struct aloop *loop,
+                                                                      struct aloop__ring *r,
+                                                                      unsigned bit,
+                                                                      struct aloop__call *c,
+                                                                      uint32_t idx)
+{
+    if (unlikely(r->tail - r->head == r->cap) && aloop__ring_grow(r) < 0)
+        return -ENOMEM;
+    struct aloop__entry *e = &r->e[r->tail++ & r->mask];
+    e->c = c;
+    e->idx = idx;
+    e->tok = ++c->tok;
+    c->state = S_QUEUED;
+    loop->nready++;
+    loop->readymask |= bit;
+    return 0;
+}
+
 static inline int aloop__enqueue_at(struct aloop *loop, struct aloop__ring *r, unsigned bit,
                                     struct aloop__call *c, uint32_t idx)
 {

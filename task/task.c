@@ -79,6 +79,7 @@ struct aloop_task {
     unsigned fd_events;
     struct aloop_task *next, *prev; /* the loop's unfinished tasks; free list */
     struct aloop_task *joiners;     /* tasks joining this one */
+    struct aloop_task *zombie;      /* finished, switched here: to reclaim */
     struct aloop_task *jnext, *jprev, *jtarget;
     struct aloop__park *park;       /* W_PARK: the reader waited on */
     struct aloop__call *rslot;      /* its resume: a resident call slot, */
@@ -227,22 +228,21 @@ static void live_unlink(struct aloop_task *t)
 
 static void after_exit(struct aloop_task *t);
 
-/* A task that finished by switching straight to another (switch_to()):
- * whoever runs next on this thread reclaims it, off its stack. */
-static __thread struct aloop_task *zombie __attribute__((tls_model("initial-exec")));
-
-static __attribute__((noinline)) void bury(void)
+/* A task that finished by switching straight to another (switch_to()) is
+ * left in that one's `zombie`, which reclaims it, off its stack, first
+ * thing (landed()). */
+static __attribute__((noinline)) void bury(struct aloop_task *t)
 {
-    struct aloop_task *z = zombie;
-    zombie = NULL;
+    struct aloop_task *z = t->zombie;
+    t->zombie = NULL;
     after_exit(z);
 }
 
-/* First thing wherever a task continues after a switch. */
-static inline void landed(void)
+/* First thing wherever task t continues after a switch. */
+static inline void landed(struct aloop_task *t)
 {
-    if (unlikely(zombie != NULL))
-        bury();
+    if (unlikely(t->zombie != NULL))
+        bury(t);
 }
 
 
@@ -304,7 +304,7 @@ static inline void leave_fiber(struct aloop_task *t)
 #ifdef ALOOP__ASAN
     asan_resumed(t, t->asan_fake);
 #endif
-    landed();
+    landed(t);
 }
 
 static inline const void *saved_sp(const struct aloop_task *t)
@@ -326,7 +326,6 @@ static inline __attribute__((always_inline)) void run_task(struct aloop_task *t)
     tl->task = t;
     tl->ctx = t->ctx;
     t->wait = W_RUNNING;
-    t->flags |= F_STARTED;
     enter_fiber(t);
     struct aloop_task *out = tl->task;
     out->ctx = tl->ctx;
@@ -348,7 +347,6 @@ static inline __attribute__((always_inline)) void switch_to(struct aloop_task *t
     tl->ctx = n->ctx;
     tl->task = n;
     n->wait = W_RUNNING;
-    n->flags |= F_STARTED;
     n->back = t->back;
 #ifdef ALOOP__ASAN
     n->back_bottom = t->back_bottom;
@@ -362,12 +360,12 @@ static inline __attribute__((always_inline)) void switch_to(struct aloop_task *t
     __tsan_switch_to_fiber(n->tsan_fiber, 0);
 #endif
     if (t->wait == W_DONE)
-        zombie = t;
+        n->zombie = t;
     aloop__fiber_handoff(&t->self, &n->self);
 #ifdef ALOOP__ASAN
     asan_resumed(t, t->asan_fake);
 #endif
-    landed();
+    landed(t);
 }
 
 /* The task the drain in progress would resume next, if that is what it
@@ -410,7 +408,7 @@ static void resume_cb(aloop_t *loop, void *arg)
 static inline __attribute__((always_inline)) int queue_resume(struct aloop_task *t)
 {
     aloop_t *loop = t->loop;
-    if (unlikely(aloop__enqueue_at(loop, t->ring, t->rbit, t->rslot, t->ridx) < 0))
+    if (unlikely(aloop__enqueue_resume(loop, t->ring, t->rbit, t->rslot, t->ridx) < 0))
         return -ENOMEM;
     aloop__notify(loop);
     return 0;
@@ -529,7 +527,8 @@ static void task_main(void *arg)
 #ifdef ALOOP__ASAN
     asan_resumed(t, NULL);
 #endif
-    landed();
+    landed(t);
+    t->flags |= F_STARTED;
     t->result = t->fn(t->arg);
     t->flags |= F_DONE;
     wake_joiners(t);
@@ -608,7 +607,7 @@ int aloop_spawn_prio(aloop_t *loop, aloop_task_t **out, int prio, aloop_task_fn 
     t->flags = out ? 0 : F_DETACHED;
     t->timer = 0;
     t->fd_events = 0;
-    t->joiners = t->jnext = t->jprev = t->jtarget = NULL;
+    t->joiners = t->jnext = t->jprev = t->jtarget = t->zombie = NULL;
 #ifdef ALOOP_TASK_UCONTEXT
     aloop__fiber_make(&t->self, s->lo, s->top, aloop__stack_uc(s, 0), task_main, t);
 #else
