@@ -730,8 +730,10 @@ int aloop_yield(void)
     int r = wait_check(t);
     if (unlikely(r))
         return r;
-    if (unlikely((r = queue_resume(t)) < 0))
-        return r;
+    /* a task runs inside the loop's iteration (aloop_run, or the adopted
+     * host's aloop__dispatch): no host to tell (aloop__notify) */
+    if (unlikely(aloop__enqueue_resume(t->loop, t->ring, t->rbit, t->rslot, t->ridx) < 0))
+        return -ENOMEM;
     t->wait_rc = 0;
     return suspend(t, W_SOON);
 }

@@ -67,8 +67,7 @@ ALOOP__HIDDEN void aloop__fiber_make(struct aloop__fctx *f, void *lo, void *top,
  * routine saving six registers on each switch.  No call and no ret: the
  * return-address predictor is left as it was, which is right when both
  * sides wait at the same place (two tasks yielding).  Nothing is written
- * below the stack pointer: the red zone of a leaf is safe (and the
- * functions this is inlined into call out anyway).  No signal mask, no
+ * below the stack pointer, so the compiler's red zone is safe.  No signal mask, no
  * MXCSR / x87 control word (tasks must not change FP modes across a
  * switch). */
 static inline __attribute__((always_inline)) void aloop__fiber_jump(struct aloop__fctx *save,
