@@ -196,8 +196,15 @@ static int iterate(aloop_t *loop, aloop_run_mode mode)
     int64_t timeout = poll_timeout(loop, mode);
     /* Callbacks are queued: the poll may be skipped to save a system call,
      * but never in a run's first iteration nor 64 times in a row, so ready
-     * I/O waits behind at most 64 iterations of queued work. */
-    if (timeout == 0 && loop->nready && !loop->first && loop->skipped < 63) {
+     * I/O waits behind at most 64 iterations of queued work.  A poll that
+     * must not block is skipped too when neither an fd nor a signal is
+     * watched (as libuv's uv__io_poll returns at once when it has no fds):
+     * wake-ups are seen through the loop's own flag (after_poll), and there
+     * is nothing else it could find -- except on an adopted loop, whose wait
+     * runs the host's own watchers.  (A backend's native signal watchers
+     * report during its wait.) */
+    if (timeout == 0 && ((loop->nready && !loop->first && loop->skipped < 63) ||
+                         (!(loop->nwatchers | loop->nsignals) && !loop->adopted))) {
         loop->skipped++;
     } else {
         loop->skipped = 0;

@@ -315,9 +315,10 @@ static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
 
 /* When a single-level drain is done and the next iteration would do nothing
  * but run queued calls of this same level -- a run in DEFAULT or FOREVER
- * mode, poll skippable (loop.c's rule), no timers, no wake-up or thread-safe
- * call, no stop, nothing moved -- begin that iteration here, exactly as
- * iterate() would begin it, and return 1: its drain goes on in place.
+ * mode, poll skippable (loop.c's rule: not 64 in a row, unless no fd and
+ * no signal is watched), no timers, no wake-up or thread-safe call, no stop, nothing
+ * moved -- begin that iteration here, exactly as iterate() would begin it,
+ * and return 1: its drain goes on in place.
  *
  * aloop__ready_take() is the tasks layer's direct hand-off from one task to
  * the next: if the next entry the drain in progress would run (beginning
@@ -330,7 +331,9 @@ static inline __attribute__((always_inline)) int aloop__ready_next_iteration(str
     /* one branch for all the rules (live entries exist only in r when
      * nready > 0, readymask is r's bit alone and nothing moved) */
     uint32_t no = (uint32_t)!loop->drain_inplace |
-                  (uint32_t)(loop->skipped >= 63) | (uint32_t)!loop->nready |
+                  ((uint32_t)(loop->skipped >= 63) &
+                   (uint32_t)((loop->nwatchers | loop->nsignals) != 0)) |
+                  (uint32_t)!loop->nready |
                   loop->timers.len | loop->movedmask | (loop->readymask ^ loop->drain_bit) |
                   (loop->batch_len - loop->batch_pos) |
                   (uint32_t)atomic_load_explicit(&loop->stop, memory_order_relaxed) |
