@@ -25,10 +25,11 @@ int aloop__slab_grow(struct aloop__slab *s)
     /* thread the new slots onto the free list in index order */
     for (uint32_t i = 0; i < ALOOP__CHUNK; i++) {
         chunk[i].gen = 1;
-        chunk[i].heap = i + 1 < ALOOP__CHUNK ? base + i + 1 : s->free_head;
+        chunk[i].idx = base + i;
+        chunk[i].next_free = i + 1 < ALOOP__CHUNK ? &chunk[i + 1] : s->free;
     }
     s->chunks[s->nchunks++] = chunk;
-    s->free_head = base;
+    s->free = chunk;
     return 0;
 }
 
@@ -38,7 +39,6 @@ void aloop__slab_fini(struct aloop__slab *s)
         free(s->chunks[i]);
     free(s->chunks);
     memset(s, 0, sizeof *s);
-    s->free_head = UINT32_MAX;
 }
 
 struct aloop__call *aloop__slot_lookup(struct aloop *loop, aloop_id_t id, uint32_t *idx)
@@ -97,7 +97,7 @@ static inline __attribute__((always_inline)) aloop_id_t call_soon_fast(aloop_t *
 {
     unsigned level = (unsigned)(prio - ALOOP_PRIO_MIN);
     struct aloop__ring *r = &loop->ready[level];
-    if (unlikely(loop->slab.free_head == UINT32_MAX || r->tail - r->head == r->cap ||
+    if (unlikely(loop->slab.free == NULL || r->tail - r->head == r->cap ||
                  loop->adopted || atomic_load_explicit(&aloop__ctx, memory_order_relaxed)))
         return call_soon_slow(loop, prio, cb, arg);
     uint32_t idx;

@@ -42,7 +42,7 @@ int aloop__new_with(aloop_t **out, const struct aloop_backend *be, void *host)
         return -ENOMEM;
     loop->be = be;
     loop->pid = getpid();
-    loop->slab.free_head = NOSLOT;
+    loop->slab.free = NULL;
     loop->wakefd_r = loop->wakefd_w = -1;
     for (int s = 0; s < ALOOP__NSIG; s++)
         loop->sig[s].slot = NOSLOT;

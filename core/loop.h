@@ -35,12 +35,15 @@ struct aloop__call {
     aloop_cb cb;
     void *arg;
     void *ctx;                  /* context captured when queued (tasks layer) */
-    uint64_t when;              /* timers: deadline */
+    union {
+        uint64_t when;          /* timers: deadline */
+        struct aloop__call *next_free;  /* a free slot: the free list */
+    };
     uint64_t interval;          /* K_EVERY; K_READ/K_WRITE: the fd; K_SIGNAL: signum */
     uint32_t gen;               /* generation, part of the id */
     uint32_t tok;               /* bumped on every enqueue and free: ready
                                    entries with another tok are stale */
-    uint32_t heap;              /* free-list link (a timer's heap position is
+    uint32_t idx;               /* its own index (a timer's heap position is
                                    in loop->timers.pos) */
     uint32_t epoch;             /* drain during which it was queued */
     int8_t prio;
@@ -54,7 +57,8 @@ struct aloop__slab {
     struct aloop__call **chunks;
     uint32_t nchunks, cap_chunks;
     uint32_t used;              /* slots handed out at least once */
-    uint32_t free_head;         /* UINT32_MAX when empty */
+    struct aloop__call *free;   /* the free list (by pointer: no chunk
+                                   lookup on the way), NULL when empty */
 };
 
 /* ---- ready queue: one FIFO ring per priority of (slot, index, tok) --------
@@ -186,18 +190,17 @@ static inline struct aloop__call *aloop__slot(const struct aloop *loop, uint32_t
 static inline struct aloop__call *aloop__slot_pop(struct aloop *loop, uint32_t *idx)
 {
     struct aloop__slab *s = &loop->slab;
-    uint32_t i = s->free_head;
-    struct aloop__call *c = aloop__slot(loop, i);
-    s->free_head = c->heap;
+    struct aloop__call *c = s->free;
+    s->free = c->next_free;
     c->state = S_IDLE;
-    *idx = i;
+    *idx = c->idx;
     return c;
 }
 
 /* Take a free slot: its address, and its index in *idx; NULL on ENOMEM. */
 static inline struct aloop__call *aloop__slot_take(struct aloop *loop, uint32_t *idx)
 {
-    if (unlikely(loop->slab.free_head == UINT32_MAX) && aloop__slab_grow(&loop->slab) < 0)
+    if (unlikely(loop->slab.free == NULL) && aloop__slab_grow(&loop->slab) < 0)
         return NULL;
     return aloop__slot_pop(loop, idx);
 }
@@ -219,8 +222,9 @@ static inline void aloop__slot_release(struct aloop *loop, struct aloop__call *c
     c->tok++;
     if (unlikely(++c->gen == 0x7fffffffu))
         return;                 /* retired: its ids must never come back */
-    c->heap = loop->slab.free_head;
-    loop->slab.free_head = idx;
+    (void)idx;
+    c->next_free = loop->slab.free;
+    loop->slab.free = c;
 }
 
 static inline void aloop__slot_free(struct aloop *loop, uint32_t idx)

@@ -369,13 +369,13 @@ static inline __attribute__((always_inline)) aloop_id_t timer_fast(aloop_t *loop
 {
     struct aloop__heap *hp = &loop->timers;
     struct aloop__slab *s = &loop->slab;
-    /* free_head is UINT32_MAX when the slab is full, never below npos */
-    if (unlikely(hp->len == hp->cap || hp->seq == UINT32_MAX || s->free_head >= hp->npos ||
+    /* pos[] covers every slot below npos */
+    struct aloop__call *c = s->free;
+    if (unlikely(hp->len == hp->cap || hp->seq == UINT32_MAX || !c || c->idx >= hp->npos ||
                  atomic_load_explicit(&aloop__ctx, memory_order_relaxed) != NULL || loop->adopted))
         return new_timer(loop, when, 0, cb, arg);
-    uint32_t idx = s->free_head;
-    struct aloop__call *c = aloop__slot(loop, idx);
-    s->free_head = c->heap;
+    uint32_t idx = c->idx;
+    s->free = c->next_free;
     c->cb = cb;
     c->arg = arg;
     /* c->ctx: NULL in every free slot (aloop__slot_release clears it).
@@ -472,8 +472,8 @@ int aloop_cancel(aloop_t *loop, aloop_id_t id)
     c->state = S_FREE;
     c->tok++;
     if (likely(++c->gen != 0x7fffffffu)) {
-        c->heap = loop->slab.free_head;
-        loop->slab.free_head = idx;
+        c->next_free = loop->slab.free;
+        loop->slab.free = c;
     }
     return heap_delete_inline(loop, i);
 }
