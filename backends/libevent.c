@@ -295,6 +295,19 @@ static int lev_modify(aloop_t *loop, int fd, unsigned oev, unsigned nev)
         if (fd >= b->nfds || !b->fds[fd])
             return nev ? -EINVAL : 0;
         w = b->fds[fd];
+        /* a change to a watched fd that was closed meanwhile: libevent
+         * would warn on stderr when the event_add below fails */
+        if (nev != 0) {
+            int r = check_fd(b, fd);
+            if (r < 0) {
+                if (w->mask) {
+                    event_del(&w->ev);
+                    w->mask = 0;
+                    b->nuser -= !w->internal;
+                }
+                return r;
+            }
+        }
     }
     /* the events of a pending event cannot change: delete, re-assign, add */
     if (w->mask) {

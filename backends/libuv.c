@@ -14,6 +14,10 @@
  *    was closed (EBADF), or reused by a regular file (EPERM), would kill the
  *    process.  So before every start of a handle that uv_poll_init did not
  *    just check, fd_probe() asks epoll the same question first.
+ *    That covers the start itself, not a close that follows it: an fd
+ *    started and then closed (or its number reused by a regular file)
+ *    before uv_run would abort too, so check_fresh() asks about every
+ *    handle started since the last uv_run just before the next one.
  *  - uv_poll_init makes the fd non-blocking; uv_poll does not need that, and
  *    the caller's fd keeps its mode (as on every other backend).
  *  - on EPOLLERR libuv stops the handle and reports UV_EBADF once; aloop is
@@ -34,6 +38,7 @@
  * when the host's own work is done and aloop has nothing left. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -57,7 +62,9 @@ struct ufd {
     int fd;
     int ev;                     /* UV_READABLE | UV_WRITABLE wanted */
     int queued;                 /* on the re-arm list */
-    struct ufd *next;
+    int fresh;                  /* on the to-check list */
+    struct ufd *next;           /* the re-arm list */
+    struct ufd *fnext;          /* the to-check list */
 };
 
 struct ub {
@@ -77,6 +84,7 @@ struct ub {
     struct ufd **fds;           /* by fd number; entries never move */
     int nfds;
     struct ufd *rearm;          /* stopped by libuv on an error */
+    struct ufd *fresh;          /* started since the last uv_run */
     uv_signal_t *sig[NSIG_MAX];
     uv_loop_t own;              /* the loop of a created (not adopted) aloop */
 };
@@ -150,6 +158,47 @@ static void rearm_flush(struct ub *b)
         f->queued = 0;
         if (f->ev && !uv_is_active((uv_handle_t *)&f->h) && fd_probe(b, f->fd) >= 0)
             uv_poll_start(&f->h, f->ev, on_poll);
+    }
+}
+
+/* Just before uv_run: stop what was started on an fd that epoll would
+ * refuse by now, closed (POLLNVAL) or reused by a file that is always
+ * ready (a regular file: POLLIN and POLLOUT at once, which only then is
+ * asked of epoll itself).  One poll() per batch of fds, not a system call
+ * per fd.  Such an fd stops firing, as on every backend. */
+#define CHECK_BATCH 256
+
+static void check_fresh(struct ub *b)
+{
+    struct pollfd p[CHECK_BATCH];
+    struct ufd *f[CHECK_BATCH];
+    while (b->fresh) {
+        int k = 0;
+        while (b->fresh && k < CHECK_BATCH) {
+            struct ufd *u = b->fresh;
+            b->fresh = u->fnext;
+            u->fresh = 0;
+            if (!u->ev || !uv_is_active((uv_handle_t *)&u->h))
+                continue;
+            p[k].fd = u->fd;
+            p[k].events = POLLIN | POLLOUT;
+            p[k].revents = 0;
+            f[k++] = u;
+        }
+        int r = k ? poll(p, (nfds_t)k, 0) : 0;
+        for (int j = 0; j < k && r != 0; j++) {
+            int bad;
+            if (r < 0)          /* ENOMEM, or more fds than RLIMIT_NOFILE */
+                bad = fd_probe(b, p[j].fd) < 0;
+            else if (p[j].revents & POLLNVAL)
+                bad = 1;
+            else if ((p[j].revents & (POLLIN | POLLOUT)) == (POLLIN | POLLOUT))
+                bad = fd_probe(b, p[j].fd) < 0;
+            else
+                bad = 0;
+            if (bad)
+                uv_poll_stop(&f[j]->h);     /* f->ev stays: the user still watches */
+        }
     }
 }
 
@@ -229,6 +278,11 @@ static int ub_modify(aloop_t *loop, int fd, unsigned oev, unsigned nev)
     }
     f->ev = uev;
     uv_poll_start(&f->h, uev, on_poll);
+    if (!f->fresh) {
+        f->fresh = 1;
+        f->fnext = b->fresh;
+        b->fresh = f;
+    }
     return 0;
 }
 
@@ -332,6 +386,7 @@ static int ub_wait(aloop_t *loop, int64_t timeout_ns)
         return -EBUSY;          /* called from inside the host's uv_run */
     b->in_wait = 1;
     rearm_flush(b);
+    check_fresh(b);
     if (b->adopted)
         uv_idle_stop(&b->idle);
     /* uv_run does not even poll a loop with no referenced handle: hold one
@@ -361,6 +416,7 @@ static void arm(struct ub *b)
     if (b->closing || b->in_wait)
         return;
     rearm_flush(b);
+    check_fresh(b);
     int64_t t = aloop__prepare(b->loop);
     if (!aloop__alive(b->loop))
         t = -1;
@@ -435,6 +491,7 @@ static void teardown(struct ub *b)
     b->fds = NULL;
     b->nfds = 0;
     b->rearm = NULL;
+    b->fresh = NULL;
     for (int s = 0; s < NSIG_MAX; s++)
         if (b->sig[s])
             close_handle(b, (uv_handle_t *)b->sig[s]);

@@ -505,6 +505,82 @@ START_TEST(test_fd_closed_while_watched_then_reused)
 }
 END_TEST
 
+/* stderr into a temporary file while a test runs, so that a library
+ * (libevent logs failed epoll_ctl calls) printing anything is seen. */
+static int stderr_capture(int *saved)
+{
+    char path[] = "/tmp/aloop-stderr-XXXXXX";
+    int f = mkstemp(path);
+    ck_assert_int_ge(f, 0);
+    unlink(path);
+    fflush(stderr);
+    *saved = dup(2);
+    ck_assert_int_ge(*saved, 0);
+    ck_assert_int_eq(dup2(f, 2), 2);
+    return f;
+}
+
+static off_t stderr_release(int f, int saved)
+{
+    fflush(stderr);
+    ck_assert_int_eq(dup2(saved, 2), 2);
+    close(saved);
+    off_t n = lseek(f, 0, SEEK_END);
+    close(f);
+    return n;
+}
+
+/* A watched fd closed before the loop ever polled it -- the rule is broken,
+ * the loop must survive: no abort (libuv's uv_run aborts on an epoll_ctl
+ * that fails), nothing printed (libevent warns), and removal still works.
+ * Variants: a reader; a reader and a writer (the writer's change waits on
+ * the change list); a writer polled once, then a reader added; the number
+ * reused at once by a regular file, which epoll refuses (EPERM). */
+START_TEST(test_fd_closed_before_first_poll)
+{
+    for (int mode = 0; mode < 5; mode++) {
+        int saved, cap = stderr_capture(&saved);
+        aloop_t *l = NEW_LOOP();
+        int a[2], reuse = -1;
+        struct io_rec r = { 0 }, w = { 0 };
+        mk_socketpair(a);
+        ck_assert_int_eq(aloop_add_reader(l, a[0], io_cb, &r), 0);
+        if (mode == 1 || mode == 4)
+            ck_assert_int_eq(aloop_add_writer(l, a[0], io_cb, &w), 0);
+        if (mode == 2) {
+            ck_assert_int_eq(aloop_remove_reader(l, a[0]), 0);
+            ck_assert_int_eq(aloop_add_writer(l, a[0], io_cb, &w), 0);
+            ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 1);
+            ck_assert_int_eq(aloop_add_reader(l, a[0], io_cb, &r), 0);
+        }
+        int num = a[0];
+        close2(a);
+        if (mode >= 3) {
+            reuse = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+            ck_assert_int_eq(reuse, num);
+        }
+        int wbefore = w.count;
+        for (int k = 0; k < 3; k++) {
+            int rc = aloop_run(l, ALOOP_RUN_NOWAIT);
+            ck_assert_msg(rc >= 0, "mode %d: run after close = %d", mode, rc);
+        }
+        if (mode < 3) {     /* a closed fd stops firing */
+            ck_assert_int_eq(r.count, 0);
+            ck_assert_int_eq(w.count, wbefore);
+        }
+        ck_assert_int_eq(aloop_remove_reader(l, num), 0);
+        if (mode != 0 && mode != 3)
+            ck_assert_int_eq(aloop_remove_writer(l, num), 0);
+        ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+        close_loop(l);
+        if (reuse >= 0)
+            close(reuse);
+        off_t printed = stderr_release(cap, saved);
+        ck_assert_msg(printed == 0, "mode %d: %lld bytes printed to stderr", mode, (long long)printed);
+    }
+}
+END_TEST
+
 /* Run ONCE until a timer of `ms` fires; the number of iterations it took
  * (a few if the loop blocked, thousands if something kept it spinning). */
 static int iterations_for(aloop_t *l, unsigned ms)
@@ -1627,6 +1703,7 @@ int main(void)
         test_fd_reuse_in_callback,
         test_add_closed_fd_pending_removal,
         test_fd_closed_while_watched_then_reused,
+        test_fd_closed_before_first_poll,
         test_fd_reuse_old_file_alive,
         test_fd_removed_while_ready,
         test_fd_renumbered_file,
