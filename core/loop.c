@@ -72,7 +72,7 @@ int aloop_new(aloop_t **out, const char *backend)
 {
     if (!out)
         return -EINVAL;
-    if (!backend || !*backend) {
+    if (!backend) {         /* "" is a name, and an unknown one */
         backend = secure_getenv("ALOOP_BACKEND");
         if (backend && !*backend)
             backend = NULL;

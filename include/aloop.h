@@ -71,14 +71,17 @@ ALOOP_API const char *const *aloop_backends_known(void);
 
 /* 0 if the named backend is usable here, else why not: -ENOENT unknown name
  * or module file not found, -ELIBBAD module or its library not loadable,
- * -EPROTO module built for another ABI, or the backend's own probe error. */
+ * -EPROTO module built for another ABI, -ENOSYS a reserved name ("uring",
+ * "kqueue") not implemented in this version, or the backend's own probe
+ * error. */
 ALOOP_API int aloop_backend_status(const char *name);
 
 /* Create a loop on `backend` ("select", "poll", "epoll", "libev", "libevent",
  * "libuv").  NULL means $ALOOP_BACKEND when set and non-empty (ignored by
  * set-uid programs), else the best backend of this platform.
- * -EINVAL: loop is NULL.  -ENOENT: unknown name.  -ENOTSUP: a known backend
- * this build or install cannot load.  -ENOMEM, -EMFILE, ...: resources. */
+ * -EINVAL: loop is NULL.  -ENOENT: unknown name ("" too).  -ENOTSUP: a known
+ * backend this build or install cannot load (also "uring" and "kqueue",
+ * names the contract reserves, which this version does not implement).  -ENOMEM, -EMFILE, ...: resources. */
 ALOOP_API int aloop_new(aloop_t **loop, const char *backend);
 
 /* Free the loop.  -EBUSY while it is running (from one of its callbacks).

@@ -1122,9 +1122,9 @@ START_TEST(test_backend_env_garbage)
     l = new_loop(NULL);
     ck_assert_str_eq(aloop_backend(l), list[0]);
     close_loop(l);
-    l = new_loop("");
-    ck_assert_str_eq(aloop_backend(l), list[0]);
-    close_loop(l);
+    l = NULL;       /* an empty name is a name, and no backend's */
+    ck_assert_int_eq(aloop_new(&l, ""), -ENOENT);
+    ck_assert_ptr_null(l);
     /* and the backend itself, by the variable */
     ck_assert_int_eq(setenv("ALOOP_BACKEND", BE, 1), 0);
     l = new_loop(NULL);

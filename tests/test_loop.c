@@ -2348,6 +2348,14 @@ START_TEST(test_backend_env)
     /* Unknown names. */
     l = NULL;
     ck_assert_int_eq(aloop_new(&l, "nope"), -ENOENT);
+    ck_assert_int_eq(aloop_new(&l, ""), -ENOENT);   /* a name, not NULL */
+    ck_assert_ptr_null(l);
+    /* names the contract reserves ("more may come"): known, not loadable */
+    ck_assert_int_eq(aloop_new(&l, "uring"), -ENOTSUP);
+    ck_assert_int_eq(aloop_new(&l, "kqueue"), -ENOTSUP);
+    ck_assert_int_eq(aloop_backend_status("kqueue"), -ENOSYS);
+    ck_assert(!in_list(aloop_backends(), "uring"));
+    ck_assert_ptr_null(l);
     ck_assert_int_eq(setenv("ALOOP_BACKEND", "nope", 1), 0);
     ck_assert_int_eq(aloop_new(&l, NULL), -ENOENT);
     /* The current loop cannot be created either. */

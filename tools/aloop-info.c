@@ -10,6 +10,7 @@ static const char *why(int err)
     case 2:  return "module not found (not built, or not installed)";     /* ENOENT */
     case 80: return "module or its library cannot be loaded";             /* ELIBBAD */
     case 71: return "module built for another ABI version";               /* EPROTO */
+    case 38: return "not implemented in this version";                    /* ENOSYS */
     default: return aloop_strerror(err);
     }
 }
