@@ -57,6 +57,10 @@ static void *client(void *arg)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && argv[1][0] == '-') {
+        fprintf(stderr, "usage: echo-client [PORT [HOST [LINE...]]]   (default 8888 127.0.0.1)\n");
+        return 2;
+    }
     static char *dflt[] = {"hello", "from", "aloop"};
     struct job j = {argc > 2 ? argv[2] : "127.0.0.1", argc > 1 ? argv[1] : "8888", dflt, 3};
     if (argc > 3) {

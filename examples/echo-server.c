@@ -35,6 +35,10 @@ static void on_sigint(aloop_t *loop, void *arg)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && argv[1][0] == '-') {
+        fprintf(stderr, "usage: echo-server [PORT [HOST]]   (default 8888 127.0.0.1; ALOOP_BACKEND picks the backend)\n");
+        return 2;
+    }
     const char *port = argc > 1 ? argv[1] : "8888";
     const char *host = argc > 2 ? argv[2] : "127.0.0.1";
     aloop_t *loop;
