@@ -295,19 +295,6 @@ static int lev_modify(aloop_t *loop, int fd, unsigned oev, unsigned nev)
         if (fd >= b->nfds || !b->fds[fd])
             return nev ? -EINVAL : 0;
         w = b->fds[fd];
-        /* a change to a watched fd that was closed meanwhile: libevent
-         * would warn on stderr when the event_add below fails */
-        if (nev != 0) {
-            int r = check_fd(b, fd);
-            if (r < 0) {
-                if (w->mask) {
-                    event_del(&w->ev);
-                    w->mask = 0;
-                    b->nuser -= !w->internal;
-                }
-                return r;
-            }
-        }
     }
     /* the events of a pending event cannot change: delete, re-assign, add */
     if (w->mask) {
@@ -317,6 +304,14 @@ static int lev_modify(aloop_t *loop, int fd, unsigned oev, unsigned nev)
     }
     if (nev == 0)
         return 0;
+    /* a change to a watched fd that was closed meanwhile: libevent would
+     * warn on stderr when the event_add below fails (a new fd was checked
+     * above, before its slot was made) */
+    if (oev != 0) {
+        int r = check_fd(b, fd);
+        if (r < 0)
+            return r;
+    }
     short what = EV_PERSIST | ((nev & ALOOP_READABLE) ? EV_READ : 0) |
                  ((nev & ALOOP_WRITABLE) ? EV_WRITE : 0);
     event_assign(&w->ev, b->base, fd, what, io_cb, b);

@@ -187,16 +187,10 @@ static void check_fresh(struct ub *b)
         }
         int r = k ? poll(p, (nfds_t)k, 0) : 0;
         for (int j = 0; j < k && r != 0; j++) {
-            int bad;
-            if (r < 0)          /* ENOMEM, or more fds than RLIMIT_NOFILE */
-                bad = fd_probe(b, p[j].fd) < 0;
-            else if (p[j].revents & POLLNVAL)
-                bad = 1;
-            else if ((p[j].revents & (POLLIN | POLLOUT)) == (POLLIN | POLLOUT))
-                bad = fd_probe(b, p[j].fd) < 0;
-            else
-                bad = 0;
-            if (bad)
+            /* poll() failed (ENOMEM, more fds than RLIMIT_NOFILE), or the
+             * fd looks like a regular file: ask epoll itself */
+            int ask = r < 0 || (p[j].revents & (POLLIN | POLLOUT)) == (POLLIN | POLLOUT);
+            if ((r > 0 && (p[j].revents & POLLNVAL)) || (ask && fd_probe(b, p[j].fd) < 0))
                 uv_poll_stop(&f[j]->h);     /* f->ev stays: the user still watches */
         }
     }
