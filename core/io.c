@@ -125,8 +125,8 @@ static int add_watcher(aloop_t *loop, int fd, unsigned ev, aloop_io_cb cb, void 
     c->kind = ev == ALOOP_READABLE ? K_READ : K_WRITE;
     c->interval = (uint64_t)fd;
     c->prio = f->prio;
-    if (f->want == 0)
-        loop->nwatchers++;
+    if (f->want == 0 && loop->nwatchers++ == 0)
+        aloop__watched_changed(loop);
     f->want = (uint8_t)nwant;
     if (ev == ALOOP_READABLE) {
         f->rcb = cb;
@@ -171,7 +171,8 @@ static int remove_watcher(aloop_t *loop, int fd, unsigned ev)
     *slot = NOSLOT;
     f->want &= (uint8_t)~ev;
     if (f->want == 0) {
-        loop->nwatchers--;
+        if (--loop->nwatchers == 0)
+            aloop__watched_changed(loop);
         f->prio = ALOOP_PRIO_DEFAULT;   /* the next file with this number starts afresh */
     }
     aloop__notify(loop);
@@ -278,4 +279,5 @@ void aloop__io_fini(struct aloop *loop)
     loop->changes = NULL;
     loop->nfds_cap = loop->nchanges = loop->changes_cap = 0;
     loop->nwatchers = 0;
+    aloop__watched_changed(loop);
 }

@@ -44,6 +44,7 @@ int aloop__new_with(aloop_t **out, const struct aloop_backend *be, void *host)
     loop->pid = getpid();
     loop->slab.free = NULL;
     loop->wakefd_r = loop->wakefd_w = -1;
+    aloop__watched_changed(loop);
     for (int s = 0; s < ALOOP__NSIG; s++)
         loop->sig[s].slot = NOSLOT;
     int r = pthread_mutex_init(&loop->inbox_lock, NULL);

@@ -111,11 +111,13 @@ struct aloop {
     struct aloop__ring *drain_ring; /* the ring being drained, or NULL */
     uint32_t drain_left;        /* entries of it this drain still runs */
     uint8_t inplace;            /* aloop_run DEFAULT/FOREVER, not adopted */
-    uint8_t drain_inplace;      /* inplace, and the drain is of one level
-                                   only: its next iteration may begin in
+    uint32_t drain_barred;      /* 0: inplace, and the drain is of one level
+                                   only, so its next iteration may begin in
                                    place (aloop__ready_next_iteration) */
     unsigned drain_bit;         /* that level's bit in readymask */
     uint32_t skipped;           /* polls skipped in a row */
+    uint32_t skip_max;          /* polls that may be skipped in a row: 63
+                                   while an fd or a signal is watched */
     uint64_t now;
     int now_valid;
     int running;                /* inside aloop_run */
@@ -322,7 +324,7 @@ static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
  * mode, poll skippable (loop.c's rule: not 64 in a row, unless no fd and
  * no signal is watched), no timers, no wake-up or thread-safe call, no stop, nothing
  * moved -- begin that iteration here, exactly as iterate() would begin it,
- * and return 1: its drain goes on in place.
+ * and return 1: its drain goes on in place.  r must hold entries.
  *
  * aloop__ready_take() is the tasks layer's direct hand-off from one task to
  * the next: if the next entry the drain in progress would run (beginning
@@ -332,17 +334,17 @@ static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
 static inline __attribute__((always_inline)) int aloop__ready_next_iteration(struct aloop *loop,
                                                                            struct aloop__ring *r)
 {
-    /* one branch for all the rules (live entries exist only in r when
-     * nready > 0, readymask is r's bit alone and nothing moved) */
-    uint32_t no = (uint32_t)!loop->drain_inplace |
-                  ((uint32_t)(loop->skipped >= 63) &
-                   (uint32_t)((loop->nwatchers | loop->nsignals) != 0)) |
-                  (uint32_t)!loop->nready |
-                  loop->timers.len | loop->movedmask | (loop->readymask ^ loop->drain_bit) |
-                  (loop->batch_len - loop->batch_pos) |
+    /* One branch for all the rules: live entries exist only in r when
+     * readymask is r's bit alone and nothing moved.  If r holds none (every
+     * entry left was cancelled), the iteration begun here runs nothing and
+     * the loop goes on as after any empty iteration: no test of nready.
+     * What iterate() reads only when wake_pending is set -- the inbox, a
+     * batch not yet queued (which sets it again) -- needs none either. */
+    uint32_t no = loop->drain_barred | (uint32_t)(loop->skipped >= loop->skip_max) |
+                  loop->timers.len | loop->movedmask |
+                  (loop->readymask ^ loop->drain_bit) |
                   (uint32_t)atomic_load_explicit(&loop->stop, memory_order_relaxed) |
-                  (uint32_t)atomic_load_explicit(&loop->wake_pending, memory_order_relaxed) |
-                  (uint32_t)atomic_load_explicit(&loop->inbox_nonempty, memory_order_relaxed);
+                  (uint32_t)atomic_load_explicit(&loop->wake_pending, memory_order_relaxed);
     if (no)
         return 0;
     loop->skipped++;
@@ -357,7 +359,7 @@ static inline __attribute__((always_inline)) void *aloop__ready_take(struct aloo
     struct aloop__ring *r = loop->drain_ring;
     if (unlikely(!r))
         return NULL;
-    if (loop->drain_left == 0 && !aloop__ready_next_iteration(loop, r))
+    if (loop->drain_left == 0 && (r->head == r->tail || !aloop__ready_next_iteration(loop, r)))
         return NULL;
     const struct aloop__entry *e = &r->e[r->head & r->mask];
     struct aloop__call *c = e->c;
@@ -414,6 +416,13 @@ static inline void aloop__notify(struct aloop *loop)
 {
     if (unlikely(loop->adopted) && !loop->running)
         loop->be->update(loop);
+}
+
+/* nwatchers or nsignals changed: how many polls may be skipped in a row
+ * (loop.c's rule). */
+static inline void aloop__watched_changed(struct aloop *loop)
+{
+    loop->skip_max = (loop->nwatchers | loop->nsignals) ? 63 : UINT32_MAX;
 }
 
 static inline int aloop__prio_ok(int prio)

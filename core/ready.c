@@ -139,7 +139,9 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
 }
 
 /* Pop the entries of one ring (at most `n`) and run the live ones.  The
- * count lives in the loop: aloop__ready_take() (loop.h) may pop entries too. */
+ * count lives in the loop: aloop__ready_take() (loop.h) may pop entries too.
+ * drain_ring stays set between the drains of one aloop__ready_run, which
+ * clears it when done. */
 static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t n)
 {
     loop->drain_ring = r;
@@ -160,7 +162,6 @@ static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t n)
             run_one(loop, e.idx, c);
         }
     }
-    loop->drain_ring = NULL;
 }
 
 /* Drain the moved rings of the levels in `below`, highest first, until none
@@ -172,7 +173,7 @@ static void drain_moved(struct aloop *loop, unsigned below)
         unsigned l = 31u - (unsigned)__builtin_clz(todo);
         struct aloop__ring *m = &loop->moved[l];
         loop->draining = (int)l;
-        loop->drain_inplace = 0;
+        loop->drain_barred = 1;
         while (m->head != m->tail)
             drain(loop, m, 1);
         loop->movedmask &= ~(1u << l);
@@ -191,7 +192,7 @@ void aloop__ready_run(struct aloop *loop)
             unsigned l = (unsigned)__builtin_ctz(snap);
             struct aloop__ring *r = &loop->ready[l];
             loop->draining = (int)l;
-            loop->drain_inplace = loop->inplace;
+            loop->drain_barred = !loop->inplace;
             loop->drain_bit = snap;
             drain(loop, r, r->tail - r->head);
             /* queued work only: the next iterations run here (loop.h) */
@@ -201,13 +202,14 @@ void aloop__ready_run(struct aloop *loop)
                 loop->readymask &= ~snap;
             if (unlikely(loop->movedmask))
                 drain_moved(loop, (snap << 1) - 1);
+            loop->drain_ring = NULL;
         }
         loop->draining = -1;
         return;
     }
 
     uint32_t n[ALOOP__NPRIO];
-    loop->drain_inplace = 0;
+    loop->drain_barred = 1;
     for (unsigned m = snap; m; m &= m - 1) {
         unsigned l = (unsigned)__builtin_ctz(m);
         n[l] = loop->ready[l].tail - loop->ready[l].head;
@@ -233,5 +235,6 @@ void aloop__ready_run(struct aloop *loop)
         if (unlikely(loop->movedmask & bit))
             drain_moved(loop, bit);
     }
+    loop->drain_ring = NULL;
     loop->draining = -1;
 }

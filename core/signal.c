@@ -112,6 +112,7 @@ int aloop_add_signal_handler(aloop_t *loop, int signum, aloop_cb cb, void *arg)
     }
     loop->sig[signum].slot = idx;
     loop->nsignals++;
+    aloop__watched_changed(loop);
     aloop__notify(loop);
     return 0;
 }
@@ -135,6 +136,7 @@ int aloop_remove_signal_handler(aloop_t *loop, int signum)
     loop->sig[signum].slot = NOSLOT;
     atomic_fetch_and(&loop->sig_pending, ~(UINT64_C(1) << (signum - 1)));
     loop->nsignals--;
+    aloop__watched_changed(loop);
     aloop__notify(loop);
     return 0;
 }
