@@ -75,7 +75,7 @@ static inline __attribute__((always_inline)) aloop_id_t call_soon(aloop_t *loop,
     struct aloop__call *c = new_call(loop, prio, cb, arg, &idx);
     if (unlikely(!c))
         return -ENOMEM;
-    if (unlikely(aloop__enqueue_call(loop, c, idx) < 0)) {
+    if (unlikely(aloop__enqueue_call(loop, c) < 0)) {
         aloop__slot_release(loop, c, idx);
         return -ENOMEM;
     }
@@ -106,7 +106,7 @@ static inline __attribute__((always_inline)) aloop_id_t call_soon_fast(aloop_t *
     c->arg = arg;
     c->prio = (int8_t)prio;
     c->kind = K_CALL;           /* c->ctx is NULL in a free slot */
-    aloop__enqueue_room(loop, r, 1u << level, c, idx);
+    aloop__enqueue_room(loop, r, 1u << level, c);
     return aloop__call_id(c, idx);
 }
 

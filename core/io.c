@@ -231,7 +231,7 @@ static inline void io_queue(struct aloop *loop, uint32_t idx)
 {
     struct aloop__call *c = aloop__slot(loop, idx);
     if (c->state != S_QUEUED)
-        aloop__enqueue_call(loop, c, idx);
+        aloop__enqueue_call(loop, c);
 }
 
 /* Called for every ready fd of every poll: the watched case first (the

@@ -61,11 +61,12 @@ struct aloop__slab {
                                    lookup on the way), NULL when empty */
 };
 
-/* ---- ready queue: one FIFO ring per priority of (slot, index, tok) --------
+/* ---- ready queue: one FIFO ring per priority of (slot, tok) ---------------
  * The slot's address rides along so that a drain reaches it with one load
- * less (no chunk table) on the path every callback and task resume takes. */
+ * less (no chunk table) on the path every callback and task resume takes;
+ * its index is in the slot. */
 struct aloop__call;
-struct aloop__entry { struct aloop__call *c; uint32_t idx, tok; };
+struct aloop__entry { struct aloop__call *c; uint32_t tok; };
 struct aloop__ring {
     struct aloop__entry *e;
     uint32_t cap, mask, head, tail;  /* head/tail run freely; count = tail - head */
@@ -109,7 +110,7 @@ struct aloop {
     uint32_t epoch;             /* bumped when a drain starts */
     int draining;               /* level being drained, or -1 */
     struct aloop__ring *drain_ring; /* the ring being drained, or NULL */
-    uint32_t drain_left;        /* entries of it this drain still runs */
+    uint32_t drain_end;         /* its position where this drain stops */
     uint8_t inplace;            /* aloop_run DEFAULT/FOREVER, not adopted */
     uint32_t drain_barred;      /* 0: inplace, and the drain is of one level
                                    only, so its next iteration may begin in
@@ -252,14 +253,13 @@ ALOOP__HIDDEN int aloop__ring_grow(struct aloop__ring *r);
 ALOOP__HIDDEN void aloop__ready_fini(struct aloop *loop);
 ALOOP__HIDDEN void aloop__ready_run(struct aloop *loop);
 
-/* Queue slot idx (at c) on ring r -- the ring of level bit `bit` -- known
- * to have room. */
+/* Queue slot c on ring r -- the ring of level bit `bit` -- known to have
+ * room. */
 static inline void aloop__enqueue_room(struct aloop *loop, struct aloop__ring *r, unsigned bit,
-                                       struct aloop__call *c, uint32_t idx)
+                                       struct aloop__call *c)
 {
     struct aloop__entry *e = &r->e[r->tail++ & r->mask];
     e->c = c;
-    e->idx = idx;
     e->tok = ++c->tok;
     c->state = S_QUEUED;
     c->epoch = loop->epoch;
@@ -273,14 +273,12 @@ static inline void aloop__enqueue_room(struct aloop *loop, struct aloop__ring *r
 static inline __attribute__((always_inline)) int aloop__enqueue_resume(struct aloop *loop,
                                                                       struct aloop__ring *r,
                                                                       unsigned bit,
-                                                                      struct aloop__call *c,
-                                                                      uint32_t idx)
+                                                                      struct aloop__call *c)
 {
     if (unlikely(r->tail - r->head == r->cap) && aloop__ring_grow(r) < 0)
         return -ENOMEM;
     struct aloop__entry *e = &r->e[r->tail++ & r->mask];
     e->c = c;
-    e->idx = idx;
     e->tok = ++c->tok;
     c->state = S_QUEUED;
     loop->nready++;
@@ -289,23 +287,23 @@ static inline __attribute__((always_inline)) int aloop__enqueue_resume(struct al
 }
 
 static inline int aloop__enqueue_at(struct aloop *loop, struct aloop__ring *r, unsigned bit,
-                                    struct aloop__call *c, uint32_t idx)
+                                    struct aloop__call *c)
 {
     if (unlikely(r->tail - r->head == r->cap) && aloop__ring_grow(r) < 0)
         return -ENOMEM;
-    aloop__enqueue_room(loop, r, bit, c, idx);
+    aloop__enqueue_room(loop, r, bit, c);
     return 0;
 }
 
-static inline int aloop__enqueue_call(struct aloop *loop, struct aloop__call *c, uint32_t idx)
+static inline int aloop__enqueue_call(struct aloop *loop, struct aloop__call *c)
 {
     unsigned level = (unsigned)(c->prio - ALOOP_PRIO_MIN);
-    return aloop__enqueue_at(loop, &loop->ready[level], 1u << level, c, idx);
+    return aloop__enqueue_at(loop, &loop->ready[level], 1u << level, c);
 }
 
 static inline int aloop__enqueue(struct aloop *loop, uint32_t idx)
 {
-    return aloop__enqueue_call(loop, aloop__slot(loop, idx), idx);
+    return aloop__enqueue_call(loop, aloop__slot(loop, idx));
 }
 
 /* Give a queued slot a new priority (calls.c, io.c). */
@@ -350,7 +348,7 @@ static inline __attribute__((always_inline)) int aloop__ready_next_iteration(str
     loop->skipped++;
     loop->now_valid = 0;
     loop->epoch++;
-    loop->drain_left = r->tail - r->head;
+    loop->drain_end = r->tail;
     return 1;
 }
 
@@ -359,14 +357,13 @@ static inline __attribute__((always_inline)) void *aloop__ready_take(struct aloo
     struct aloop__ring *r = loop->drain_ring;
     if (unlikely(!r))
         return NULL;
-    if (loop->drain_left == 0 && (r->head == r->tail || !aloop__ready_next_iteration(loop, r)))
+    if (r->head == loop->drain_end && (r->head == r->tail || !aloop__ready_next_iteration(loop, r)))
         return NULL;
     const struct aloop__entry *e = &r->e[r->head & r->mask];
     struct aloop__call *c = e->c;
     if (c->tok != e->tok || c->kind != K_TASK)
         return NULL;
     r->head++;
-    loop->drain_left--;
     loop->nready--;
     c->state = S_IDLE;
     return c->arg;

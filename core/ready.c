@@ -1,6 +1,6 @@
 /* ready.c -- the ready queue: one FIFO ring per priority level.
  *
- * Entries are (slot index, tok).  Cancelling or moving a queued slot bumps its
+ * Entries are (slot, tok).  Cancelling or moving a queued slot bumps its
  * tok, so its old entry is skipped when reached: O(1) cancel without a doubly
  * linked list.  Only entries queued before the drain starts run in it
  * (asyncio's rule): the drain counts each level first. */
@@ -55,7 +55,6 @@ int aloop__requeue(struct aloop *loop, uint32_t idx, int prio)
         if (r->tail - r->head < r->cap || aloop__ring_grow(r) == 0) {
             struct aloop__entry *e = &r->e[r->tail++ & r->mask];
             e->c = c;
-            e->idx = idx;
             e->tok = ++c->tok;
             c->state = S_QUEUED;
             loop->nready++;
@@ -138,16 +137,15 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
     }
 }
 
-/* Pop the entries of one ring (at most `n`) and run the live ones.  The
- * count lives in the loop: aloop__ready_take() (loop.h) may pop entries too.
- * drain_ring stays set between the drains of one aloop__ready_run, which
- * clears it when done. */
-static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t n)
+/* Pop the entries of one ring up to position `end` and run the live ones.
+ * The end lives in the loop: aloop__ready_take() (loop.h) may pop entries
+ * too, and the next iteration begun in place moves it.  drain_ring stays set
+ * between the drains of one aloop__ready_run, which clears it when done. */
+static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t end)
 {
     loop->drain_ring = r;
-    loop->drain_left = n;
-    while (loop->drain_left) {
-        loop->drain_left--;
+    loop->drain_end = end;
+    while (r->head != loop->drain_end) {
         struct aloop__entry e = r->e[r->head++ & r->mask];
         struct aloop__call *c = e.c;
         if (c->tok != e.tok)
@@ -156,10 +154,10 @@ static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t n)
         if (likely(c->kind == K_CALL && c->ctx == NULL)) {
             aloop_cb cb = c->cb;    /* the common case, inline */
             void *arg = c->arg;
-            aloop__slot_release(loop, c, e.idx);
+            aloop__slot_release(loop, c, c->idx);
             cb(loop, arg);
         } else {
-            run_one(loop, e.idx, c);
+            run_one(loop, c->idx, c);
         }
     }
 }
@@ -175,7 +173,7 @@ static void drain_moved(struct aloop *loop, unsigned below)
         loop->draining = (int)l;
         loop->drain_barred = 1;
         while (m->head != m->tail)
-            drain(loop, m, 1);
+            drain(loop, m, m->head + 1);
         loop->movedmask &= ~(1u << l);
         below = (1u << l) - 1;
     }
@@ -194,10 +192,10 @@ void aloop__ready_run(struct aloop *loop)
             loop->draining = (int)l;
             loop->drain_barred = !loop->inplace;
             loop->drain_bit = snap;
-            drain(loop, r, r->tail - r->head);
+            drain(loop, r, r->tail);
             /* queued work only: the next iterations run here (loop.h) */
             while (r->head != r->tail && aloop__ready_next_iteration(loop, r))
-                drain(loop, r, loop->drain_left);
+                drain(loop, r, loop->drain_end);
             if (r->head == r->tail)
                 loop->readymask &= ~snap;
             if (unlikely(loop->movedmask))
@@ -228,7 +226,7 @@ void aloop__ready_run(struct aloop *loop)
         loop->draining = (int)l;
         if (snap & bit) {
             struct aloop__ring *r = &loop->ready[l];
-            drain(loop, r, n[l]);
+            drain(loop, r, r->head + n[l]);
             if (r->head == r->tail)
                 loop->readymask &= ~bit;
         }

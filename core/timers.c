@@ -313,7 +313,7 @@ void aloop__timers_expire(struct aloop *loop)
         struct aloop__call *c = aloop__slot(loop, idx);
         heap_pop(loop);
         c->state = S_IDLE;
-        if (unlikely(aloop__enqueue_call(loop, c, idx) < 0)) {
+        if (unlikely(aloop__enqueue_call(loop, c) < 0)) {
             aloop__heap_insert(loop, idx, when);      /* room was just freed */
             return;                                   /* retry next iteration */
         }

@@ -83,7 +83,6 @@ struct aloop_task {
     struct aloop_task *jnext, *jprev, *jtarget;
     struct aloop__park *park;       /* W_PARK: the reader waited on */
     struct aloop__call *rslot;      /* its resume: a resident call slot, */
-    uint32_t ridx;                  /* its index, */
     unsigned rbit;                  /* and the ready ring of its priority */
     struct aloop__ring *ring;
     struct aloop__stack_pool *pool;
@@ -408,7 +407,7 @@ static void resume_cb(aloop_t *loop, void *arg)
 static inline __attribute__((always_inline)) int queue_resume(struct aloop_task *t)
 {
     aloop_t *loop = t->loop;
-    if (unlikely(aloop__enqueue_resume(loop, t->ring, t->rbit, t->rslot, t->ridx) < 0))
+    if (unlikely(aloop__enqueue_resume(loop, t->ring, t->rbit, t->rslot) < 0))
         return -ENOMEM;
     aloop__notify(loop);
     return 0;
@@ -429,7 +428,6 @@ static int resume_slot_ready(struct aloop_task *t)
         c->ctx = NULL;
         c->kind = K_TASK;
         t->rslot = c;
-        t->ridx = idx;
     }
     c->prio = t->prio;
     t->ring = &loop->ready[t->prio - ALOOP_PRIO_MIN];
@@ -732,7 +730,7 @@ int aloop_yield(void)
         return r;
     /* a task runs inside the loop's iteration (aloop_run, or the adopted
      * host's aloop__dispatch): no host to tell (aloop__notify) */
-    if (unlikely(aloop__enqueue_resume(t->loop, t->ring, t->rbit, t->rslot, t->ridx) < 0))
+    if (unlikely(aloop__enqueue_resume(t->loop, t->ring, t->rbit, t->rslot) < 0))
         return -ENOMEM;
     t->wait_rc = 0;
     return suspend(t, W_SOON);
