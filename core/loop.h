@@ -26,7 +26,8 @@
  * by an index.  A user-visible id is (gen << 32) | (index + 1); gen is bumped
  * whenever the slot is freed, so ids are never reused (a slot whose gen
  * would wrap is retired). */
-enum aloop__kind { K_CALL, K_TIMER, K_EVERY, K_READ, K_WRITE, K_SIGNAL,
+enum aloop__kind { K_CALL, K_TIMER, /* these two first: ready.c's drain runs them inline */
+                  K_EVERY, K_READ, K_WRITE, K_SIGNAL,
                   K_TASK,  /* a task's resident resume slot: not freed when run */
                   K_BATCH  /* the thread-safe calls of one wake-up, in order */ };
 enum aloop__state { S_FREE, S_IDLE, S_QUEUED, S_ARMED };

@@ -151,8 +151,8 @@ static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t end
         if (c->tok != e.tok)
             continue;           /* cancelled or moved */
         loop->nready--;
-        if (likely(c->kind == K_CALL && c->ctx == NULL)) {
-            aloop_cb cb = c->cb;    /* the common case, inline */
+        if (likely(c->kind <= K_TIMER && c->ctx == NULL)) {
+            aloop_cb cb = c->cb;    /* the common cases, a call or a timer, inline */
             void *arg = c->arg;
             aloop__slot_release(loop, c, c->idx);
             cb(loop, arg);
