@@ -18,16 +18,18 @@ int aloop__slab_grow(struct aloop__slab *s)
         s->chunks = c;
         s->cap_chunks = cap;
     }
-    struct aloop__call *chunk = calloc(ALOOP__CHUNK, sizeof *chunk);
+    struct aloop__call *chunk = malloc(ALOOP__CHUNK * sizeof *chunk);
     if (!chunk)
         return -ENOMEM;
     uint32_t base = s->nchunks << ALOOP__CHUNK_SHIFT;
-    /* thread the new slots onto the free list in index order */
-    for (uint32_t i = 0; i < ALOOP__CHUNK; i++) {
-        chunk[i].gen = 1;
-        chunk[i].idx = base + i;
-        chunk[i].next_free = i + 1 < ALOOP__CHUNK ? &chunk[i + 1] : s->free;
-    }
+    /* one pass: every field zero but these, the new slots threaded onto the
+     * free list in index order */
+    for (uint32_t i = 0; i < ALOOP__CHUNK; i++)
+        chunk[i] = (struct aloop__call){
+            .gen = 1,
+            .idx = base + i,
+            .next_free = i + 1 < ALOOP__CHUNK ? &chunk[i + 1] : s->free,
+        };
     s->chunks[s->nchunks++] = chunk;
     s->free = chunk;
     return 0;

@@ -274,9 +274,14 @@ static inline __attribute__((always_inline)) void heap_push(struct aloop *loop, 
 static __attribute__((noinline)) int pos_grow(struct aloop *loop)
 {
     struct aloop__heap *hp = &loop->timers;
-    uint32_t n = loop->slab.nchunks << ALOOP__CHUNK_SHIFT;
-    if (n <= hp->npos)
+    uint32_t need = loop->slab.nchunks << ALOOP__CHUNK_SHIFT;
+    if (need <= hp->npos)
         return 0;
+    /* doubling: the slab grows a chunk at a time, and copying pos[] on
+     * every chunk made a million timers quadratic */
+    uint32_t n = hp->npos ? hp->npos : ALOOP__CHUNK;
+    while (n < need)
+        n = n > UINT32_MAX / 2 ? need : n * 2;
     uint32_t *pos = realloc(hp->pos, (size_t)n * sizeof *pos);
     if (!pos)
         return -ENOMEM;
