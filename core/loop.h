@@ -231,6 +231,19 @@ static inline void aloop__slot_release(struct aloop *loop, struct aloop__call *c
     loop->slab.free = c;
 }
 
+/* The same for a slot whose only ready entry was just popped to run it:
+ * no entry is left to invalidate, so its token stays (the next enqueue bumps
+ * it).  One read-modify-write less on the chain of dependent stores that a
+ * call_soon chain is bound by. */
+static inline void aloop__slot_release_ran(struct aloop *loop, struct aloop__call *c)
+{
+    c->state = S_FREE;
+    if (unlikely(++c->gen == 0x7fffffffu))
+        return;                 /* retired: its ids must never come back */
+    c->next_free = loop->slab.free;
+    loop->slab.free = c;
+}
+
 static inline void aloop__slot_free(struct aloop *loop, uint32_t idx)
 {
     aloop__slot_release(loop, aloop__slot(loop, idx), idx);

@@ -154,7 +154,7 @@ static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t end
         if (likely(c->kind <= K_TIMER && c->ctx == NULL)) {
             aloop_cb cb = c->cb;    /* the common cases, a call or a timer, inline */
             void *arg = c->arg;
-            aloop__slot_release(loop, c, c->idx);
+            aloop__slot_release_ran(loop, c);   /* c->ctx is NULL */
             cb(loop, arg);
         } else {
             run_one(loop, c->idx, c);
