@@ -5,9 +5,11 @@
 #
 #   bench/http-bench.sh [BUILD_DIR [DURATION [RUNS]]]     (., 3s, 3)
 #
-# Prints each run's requests/s, the medians, and the ratios of the targets
-# (API issue 8): http-hello on epoll / raw libuv, and each third-party
-# backend / that library's own raw server.  wrk: apt-get install wrk.
+# Prints each run's requests/s and the server's CPU time per request
+# (/proc/PID/stat), the medians, the ratios of the targets (API issue 8):
+# http-hello on epoll / raw libuv, and each third-party backend / that
+# library's own raw server; then the same pairs' CPU-per-request ratios.
+# wrk: apt-get install wrk.
 set -u
 B=${1:-.}
 DUR=${2:-3s}
@@ -33,7 +35,12 @@ for raw in uv ev event; do
     [ -x "$B/bench/http-raw-$raw" ] && targets="$targets raw-$raw"
 done
 
-run_one() {     # target port -> requests/s (0 on failure); errors to stderr
+HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
+cpu_ticks() {   # pid -> utime + stime of the whole process, in clock ticks
+    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
+}
+
+run_one() {     # target port -> "requests/s cpu-µs/request" (0 0 on failure); errors to stderr
     t=$1
     PORT=$2
     case $t in
@@ -43,14 +50,18 @@ run_one() {     # target port -> requests/s (0 on failure); errors to stderr
     pid=$!
     i=0
     while ! grep -q listening "$TMP/srv.$PORT" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    c0=$(cpu_ticks "$pid")
     $WRK_PIN wrk -t1 -c50 -d"$DUR" "http://127.0.0.1:$PORT/" >"$TMP/wrk" 2>&1
+    c1=$(cpu_ticks "$pid")
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     grep -q "Requests/sec" "$TMP/wrk" || echo "http-bench: $t: $(cat "$TMP/srv.$PORT" "$TMP/wrk")" >&2
     if grep -qE "Socket errors|Non-2xx" "$TMP/wrk"; then
         echo "http-bench: $t: $(grep -E 'Socket errors|Non-2xx' "$TMP/wrk")" >&2
     fi
-    awk '/Requests\/sec/ {print int($2); found=1} END {if (!found) print 0}' "$TMP/wrk"
+    # requests/s, and the server's CPU time (user + system) per request in µs
+    awk -v dt=$((c1 - c0)) -v hz="$HZ" '/requests in/ {n = $1} /Requests\/sec/ {r = int($2)}
+        END {printf "%d %.2f\n", r, (n > 0 && hz > 0) ? dt * 1e6 / hz / n : 0}' "$TMP/wrk"
 }
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -72,22 +83,25 @@ for r in $(seq 1 "$RUNS"); do
         n=$((n + 1))    # a fresh port each run: no wait for the last one's sockets
         v=$(run_one "$t" $((PORT + n)))
         echo "$t $v" >>"$TMP/results"
-        printf '%-16s run %d: %8d req/s\n' "$t" "$r" "$v"
+        set -- $v
+        printf '%-16s run %d: %8d req/s  %6.2f us CPU/request\n' "$t" "$r" "$1" "$2"
     done
 done
 
 echo
-printf '%-16s %10s   %s\n' target median runs
+printf '%-16s %10s %12s   %s\n' target median 'us CPU/req' runs
 for t in $targets; do
     vals=$(awk -v t="$t" '$1 == t {printf "%s ", $2}' "$TMP/results")
+    cpus=$(awk -v t="$t" '$1 == t {printf "%s ", $3}' "$TMP/results")
     m=$(echo "$vals" | median)
+    mc=$(echo "$cpus" | tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
     echo "$t $m" >>"$TMP/medians"
-    printf '%-16s %10d   %s\n' "$t" "$m" "$vals"
+    printf '%-16s %10d %12s   %s\n' "$t" "$m" "$mc" "$vals"
 done
 
 # ratios: median over runs of (aloop run i / raw run i), runs alternate
-ratio() {   # a b -> median per-run ratio
-    awk -v a="$1" -v b="$2" '$1 == a {x[++n] = $2} $1 == b {y[++m] = $2}
+ratio() {   # a b [column] -> median per-run ratio (column 2: requests/s, 3: CPU/request)
+    awk -v a="$1" -v b="$2" -v k="${3:-2}" '$1 == a {x[++n] = $k} $1 == b {y[++m] = $k}
         END {for (i = 1; i <= n && i <= m; i++) if (y[i] > 0) printf "%.3f\n", x[i] / y[i]}' \
         "$TMP/results" | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'
 }
@@ -102,4 +116,17 @@ case $targets in *raw-ev*)
 esac
 case $targets in *raw-event*)
     printf 'aloop-libevent / raw-event  %7s     >= 0.95\n' "$(ratio aloop-libevent raw-event)" ;;
+esac
+echo
+echo "server CPU time per request, aloop / raw (median of per-run ratios; < 1: aloop"
+echo "spends less; steadier than requests/s, which wrk's share of the machine moves too)"
+case $targets in *raw-uv*)
+    printf 'aloop-epoll    / raw-uv     %7s\n' "$(ratio aloop-epoll raw-uv 3)"
+    printf 'aloop-libuv    / raw-uv     %7s\n' "$(ratio aloop-libuv raw-uv 3)" ;;
+esac
+case $targets in *raw-ev*)
+    printf 'aloop-libev    / raw-ev     %7s\n' "$(ratio aloop-libev raw-ev 3)" ;;
+esac
+case $targets in *raw-event*)
+    printf 'aloop-libevent / raw-event  %7s\n' "$(ratio aloop-libevent raw-event 3)" ;;
 esac
