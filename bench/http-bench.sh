@@ -111,28 +111,21 @@ ratio() {   # a b [column] -> median per-run ratio (column 2: requests/s, 3: CPU
         END {for (i = 1; i <= n && i <= m; i++) if (y[i] > 0) printf "%.3f\n", x[i] / y[i]}' \
         "$TMP/results" | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'
 }
+# the pairs compared: aloop target, raw target, the requests/s target
+pairs="aloop-epoll:raw-uv:1.00 aloop-libuv:raw-uv:0.95 aloop-libev:raw-ev:0.95 aloop-libevent:raw-event:0.95"
+ratios() {  # column [target-suffix] -> one line per pair whose raw server was built
+    for p in $pairs; do
+        a=${p%%:*} rest=${p#*:}
+        b=${rest%%:*} goal=${rest#*:}
+        case " $targets " in *" $b "*) ;; *) continue ;; esac
+        printf '%-14s / %-10s %7s' "$a" "$b" "$(ratio "$a" "$b" "$1")"
+        if [ -n "${2:-}" ]; then printf '     >= %s\n' "$goal"; else echo; fi
+    done
+}
 echo
 echo "ratio (median of per-run ratios)        target"
-case $targets in *raw-uv*)
-    printf 'aloop-epoll    / raw-uv     %7s     >= 1.00\n' "$(ratio aloop-epoll raw-uv)"
-    printf 'aloop-libuv    / raw-uv     %7s     >= 0.95\n' "$(ratio aloop-libuv raw-uv)" ;;
-esac
-case $targets in *raw-ev*)
-    printf 'aloop-libev    / raw-ev     %7s     >= 0.95\n' "$(ratio aloop-libev raw-ev)" ;;
-esac
-case $targets in *raw-event*)
-    printf 'aloop-libevent / raw-event  %7s     >= 0.95\n' "$(ratio aloop-libevent raw-event)" ;;
-esac
+ratios 2 target
 echo
 echo "server CPU time per request, aloop / raw (median of per-run ratios; < 1: aloop"
-echo "spends less; steadier than requests/s, which wrk's share of the machine moves too)"
-case $targets in *raw-uv*)
-    printf 'aloop-epoll    / raw-uv     %7s\n' "$(ratio aloop-epoll raw-uv 3)"
-    printf 'aloop-libuv    / raw-uv     %7s\n' "$(ratio aloop-libuv raw-uv 3)" ;;
-esac
-case $targets in *raw-ev*)
-    printf 'aloop-libev    / raw-ev     %7s\n' "$(ratio aloop-libev raw-ev 3)" ;;
-esac
-case $targets in *raw-event*)
-    printf 'aloop-libevent / raw-event  %7s\n' "$(ratio aloop-libevent raw-event 3)" ;;
-esac
+echo "spends less): what the server itself costs, whatever wrk's share of the machine"
+ratios 3
