@@ -334,7 +334,7 @@ static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
 /* When a single-level drain is done and the next iteration would do nothing
  * but run queued calls of this same level -- a run in DEFAULT or FOREVER
  * mode, poll skippable (loop.c's rule: not 64 in a row, unless no fd and
- * no signal is watched), no timers, no wake-up or thread-safe call, no stop, nothing
+ * no signal is watched), no timer due, no wake-up or thread-safe call, no stop, nothing
  * moved -- begin that iteration here, exactly as iterate() would begin it,
  * and return 1: its drain goes on in place.  r must hold entries.
  *
@@ -343,6 +343,8 @@ static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
  * the next iteration so) is a task's resume (K_TASK), pop it as the drain
  * would and return its arg.  NULL: go back to the loop, which goes on where
  * this left off. */
+static inline uint64_t aloop__now(struct aloop *loop);
+
 static inline __attribute__((always_inline)) int aloop__ready_next_iteration(struct aloop *loop,
                                                                            struct aloop__ring *r)
 {
@@ -353,14 +355,23 @@ static inline __attribute__((always_inline)) int aloop__ready_next_iteration(str
      * What iterate() reads only when wake_pending is set -- the inbox, a
      * batch not yet queued (which sets it again) -- needs none either. */
     uint32_t no = loop->drain_barred | (uint32_t)(loop->skipped >= loop->skip_max) |
-                  loop->timers.len | loop->movedmask |
-                  (loop->readymask ^ loop->drain_bit) |
+                  loop->movedmask | (loop->readymask ^ loop->drain_bit) |
                   (uint32_t)atomic_load_explicit(&loop->stop, memory_order_relaxed) |
                   (uint32_t)atomic_load_explicit(&loop->wake_pending, memory_order_relaxed);
-    if (no)
-        return 0;
+    if (unlikely((no | loop->timers.len) != 0)) {
+        if (no)
+            return 0;
+        /* timers: the iteration reads the clock, as iterate() would, and
+         * keeps that time; if the first one is due, the loop's own iteration
+         * expires it (reading the clock again), else nothing differs and
+         * this one goes on in place */
+        loop->now_valid = 0;
+        if (loop->timers.n[0].when <= aloop__now(loop))
+            return 0;
+    } else {
+        loop->now_valid = 0;
+    }
     loop->skipped++;
-    loop->now_valid = 0;
     loop->epoch++;
     loop->drain_end = r->tail;
     return 1;

@@ -490,6 +490,59 @@ START_TEST(test_requeue_does_not_starve_io)
 }
 END_TEST
 
+/* A self-requeueing chain in a DEFAULT run (iterations begun in place)
+ * with timers pending: a far one, and one due in 2 ms.  The near one fires
+ * while the chain runs, in the first iteration whose cached time reaches
+ * its deadline: of the links that see aloop_now() >= the deadline, only the
+ * one queued before that iteration runs before the timer. */
+static struct {
+    uint64_t deadline, last_now, fired_now;
+    long links, late, after;
+    int fired, backwards;
+} CT;
+
+static void ct_timer(aloop_t *loop, void *arg)
+{
+    (void)arg;
+    CT.fired++;
+    CT.fired_now = aloop_now(loop);
+}
+
+static void ct_link(aloop_t *loop, void *arg)
+{
+    uint64_t now = aloop_now(loop);
+    CT.backwards |= now < CT.last_now;
+    CT.last_now = now;
+    CT.links++;
+    if (!CT.fired && now >= CT.deadline)
+        CT.late++;
+    if ((CT.fired && ++CT.after > 3) || CT.links >= 5000000) {
+        aloop_stop(loop);
+        return;
+    }
+    ck_assert_int_gt(aloop_call_soon(loop, ct_link, arg), 0);
+}
+
+START_TEST(test_chain_with_timers_pending)
+{
+    aloop_t *l = NEW_LOOP();
+    memset(&CT, 0, sizeof CT);
+    aloop_id_t far = aloop_call_later(l, 3600 * ALOOP_SEC, ct_timer, NULL);
+    ck_assert_int_gt(far, 0);
+    ck_assert_int_gt(aloop_call_later(l, 2 * ALOOP_MS, ct_timer, NULL), 0);
+    CT.deadline = aloop_now(l) + 2 * ALOOP_MS;
+    ck_assert_int_gt(aloop_call_soon(l, ct_link, NULL), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
+    ck_assert_msg(CT.fired == 1, "the 2 ms timer fired %d times in %ld links", CT.fired, CT.links);
+    ck_assert_uint_ge(CT.fired_now, CT.deadline);
+    ck_assert_msg(CT.late <= 1, "%ld links saw the deadline pass before the timer ran", CT.late);
+    ck_assert_int_eq(CT.backwards, 0);
+    ck_assert_int_eq(CT.after, 4);
+    ck_assert_int_eq(aloop_cancel(l, far), 0);
+    close_loop(l);
+}
+END_TEST
+
 /* The first iteration of every run polls, even with callbacks queued. */
 START_TEST(test_first_iteration_polls)
 {
@@ -2509,6 +2562,7 @@ static void add_all_tests(TCase *tc, int i)
         test_step3_order,
         test_next_iteration,
         test_requeue_does_not_starve_io,
+        test_chain_with_timers_pending,
         test_first_iteration_polls,
         test_cancel_basic,
         test_cancel_from_earlier_callback,
