@@ -498,7 +498,7 @@ END_TEST
 static struct {
     uint64_t deadline, last_now, fired_now;
     long links, late, after;
-    int fired, backwards;
+    int fired, backwards, err;
 } CT;
 
 static void ct_timer(aloop_t *loop, void *arg)
@@ -520,7 +520,12 @@ static void ct_link(aloop_t *loop, void *arg)
         aloop_stop(loop);
         return;
     }
-    ck_assert_int_gt(aloop_call_soon(loop, ct_link, arg), 0);
+    /* no ck_assert per link: in a forked test each one is a write to the
+     * parent, which would make the chain crawl */
+    if (aloop_call_soon(loop, ct_link, arg) <= 0) {
+        CT.err = 1;
+        aloop_stop(loop);
+    }
 }
 
 START_TEST(test_chain_with_timers_pending)
@@ -533,6 +538,7 @@ START_TEST(test_chain_with_timers_pending)
     CT.deadline = aloop_now(l) + 2 * ALOOP_MS;
     ck_assert_int_gt(aloop_call_soon(l, ct_link, NULL), 0);
     ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
+    ck_assert_int_eq(CT.err, 0);
     ck_assert_msg(CT.fired == 1, "the 2 ms timer fired %d times in %ld links", CT.fired, CT.links);
     ck_assert_uint_ge(CT.fired_now, CT.deadline);
     ck_assert_msg(CT.late <= 1, "%ld links saw the deadline pass before the timer ran", CT.late);
