@@ -216,22 +216,7 @@ static inline uint32_t aloop__slot_alloc(struct aloop *loop)
     return aloop__slot_take(loop, &idx) ? idx : UINT32_MAX;
 }
 
-static inline void aloop__slot_release(struct aloop *loop, struct aloop__call *c, uint32_t idx)
-{
-    if (unlikely(c->ctx != NULL)) {
-        atomic_load_explicit(&aloop__ctx, memory_order_relaxed)->release(c->ctx);
-        c->ctx = NULL;
-    }
-    c->state = S_FREE;
-    c->tok++;
-    if (unlikely(++c->gen == 0x7fffffffu))
-        return;                 /* retired: its ids must never come back */
-    (void)idx;
-    c->next_free = loop->slab.free;
-    loop->slab.free = c;
-}
-
-/* The same for a slot whose only ready entry was just popped to run it:
+/* Free a slot whose only ready entry was just popped to run it (no context):
  * no entry is left to invalidate, so its token stays (the next enqueue bumps
  * it).  One read-modify-write less on the chain of dependent stores that a
  * call_soon chain is bound by. */
@@ -242,6 +227,17 @@ static inline void aloop__slot_release_ran(struct aloop *loop, struct aloop__cal
         return;                 /* retired: its ids must never come back */
     c->next_free = loop->slab.free;
     loop->slab.free = c;
+}
+
+static inline void aloop__slot_release(struct aloop *loop, struct aloop__call *c, uint32_t idx)
+{
+    if (unlikely(c->ctx != NULL)) {
+        atomic_load_explicit(&aloop__ctx, memory_order_relaxed)->release(c->ctx);
+        c->ctx = NULL;
+    }
+    c->tok++;                   /* entries still queued for it are stale */
+    (void)idx;
+    aloop__slot_release_ran(loop, c);
 }
 
 static inline void aloop__slot_free(struct aloop *loop, uint32_t idx)
