@@ -250,7 +250,7 @@ void aloop__io_ready(aloop_t *loop, int fd, unsigned events)
         }
     }
     if (unlikely(fd == loop->wakefd_r))
-        atomic_store_explicit(&loop->wake_pending, 1, memory_order_relaxed);
+        atomic_fetch_or_explicit(&loop->flags, ALOOP__WAKE, memory_order_relaxed);
 }
 
 void aloop__io_run(struct aloop *loop, struct aloop__call *c)

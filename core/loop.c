@@ -157,7 +157,7 @@ void aloop_stop(aloop_t *loop)
 {
     if (!loop)
         return;
-    atomic_store(&loop->stop, 1);
+    atomic_fetch_or(&loop->flags, ALOOP__STOP);
     aloop__wake(loop);
 }
 
@@ -165,8 +165,7 @@ void aloop_stop(aloop_t *loop)
 static int64_t poll_timeout(aloop_t *loop, aloop_run_mode mode)
 {
     if (loop->nready || mode == ALOOP_RUN_NOWAIT ||
-        atomic_load_explicit(&loop->stop, memory_order_relaxed) ||
-        atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
+        aloop__flag(loop, ALOOP__STOP | ALOOP__WAKE))
         return 0;
     if (loop->timers.len) {
         uint64_t now = aloop__now(loop), when = loop->timers.n[0].when;
@@ -184,7 +183,7 @@ static int64_t poll_timeout(aloop_t *loop, aloop_run_mode mode)
  * timers, then everything queued, by priority. */
 static void after_poll(aloop_t *loop)
 {
-    if (atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
+    if (aloop__flag(loop, ALOOP__WAKE))
         aloop__wake_collect(loop);
     if (loop->timers.len)
         aloop__timers_expire(loop);
@@ -204,11 +203,12 @@ static int iterate(aloop_t *loop, aloop_run_mode mode)
      * is nothing else it could find -- except on an adopted loop, whose wait
      * runs the host's own watchers.  (A backend's native signal watchers
      * report during its wait.) */
-    if (timeout == 0 && ((loop->nready && !loop->first && loop->skipped < 63) ||
+    if (timeout == 0 && ((loop->nready && !loop->first && loop->skip_left != 0) ||
                          (!(loop->nwatchers | loop->nsignals) && !loop->adopted))) {
-        loop->skipped++;
+        /* 0 here: nothing is watched, and the count is moot */
+        loop->skip_left = loop->skip_left ? loop->skip_left - 1 : loop->skip_max;
     } else {
-        loop->skipped = 0;
+        loop->skip_left = loop->skip_max;
         if (loop->nchanges)
             aloop__io_flush(loop);
         int r = loop->be->wait(loop, timeout);
@@ -233,14 +233,14 @@ int aloop_run(aloop_t *loop, aloop_run_mode mode)
     loop->inplace = (mode == ALOOP_RUN_DEFAULT || mode == ALOOP_RUN_FOREVER) && !loop->adopted;
     int r;
     for (;;) {
-        if (mode == ALOOP_RUN_DEFAULT && !alive(loop) && !atomic_load(&loop->stop)) {
+        if (mode == ALOOP_RUN_DEFAULT && !alive(loop) && !aloop__flag(loop, ALOOP__STOP)) {
             r = 0;
             break;
         }
         r = iterate(loop, mode);
         if (r < 0)
             break;
-        if (atomic_load(&loop->stop)) {
+        if (aloop__flag(loop, ALOOP__STOP)) {
             r = 0;
             break;
         }
@@ -249,7 +249,7 @@ int aloop_run(aloop_t *loop, aloop_run_mode mode)
             break;
         }
     }
-    atomic_store(&loop->stop, 0);
+    atomic_fetch_and(&loop->flags, ~ALOOP__STOP);
     loop->running = 0;
     loop->inplace = 0;
     if (loop->adopted)      /* the host drives the loop again: re-arm it */
@@ -262,7 +262,7 @@ int64_t aloop__prepare(aloop_t *loop)
     loop->now_valid = 0;
     if (loop->nchanges)
         aloop__io_flush(loop);
-    if (!aloop__alive(loop) && !atomic_load(&loop->wake_pending))
+    if (!aloop__alive(loop) && !aloop__flag(loop, ALOOP__WAKE))
         return -1;
     return poll_timeout(loop, ALOOP_RUN_DEFAULT);
 }
@@ -279,7 +279,7 @@ void aloop__dispatch(aloop_t *loop)
     loop->running = 1;
     loop->now_valid = 0;
     after_poll(loop);
-    atomic_store(&loop->stop, 0);
+    atomic_fetch_and(&loop->flags, ~ALOOP__STOP);
     loop->running = 0;
     if (loop->adopted)
         loop->be->update(loop);

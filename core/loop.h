@@ -25,7 +25,7 @@
  * Every queued thing is a slot in a chunked slab (stable addresses), named
  * by an index.  A user-visible id is (gen << 32) | (index + 1); gen is bumped
  * whenever the slot is freed, so ids are never reused (a slot whose gen
- * would wrap is retired). */
+ * reaches 2^31 is retired). */
 enum aloop__kind { K_CALL, K_TIMER, /* these two first: ready.c's drain runs them inline */
                   K_EVERY, K_READ, K_WRITE, K_SIGNAL,
                   K_TASK,  /* a task's resident resume slot: not freed when run */
@@ -100,6 +100,11 @@ struct aloop__fd {
 
 struct aloop__inbox_item { aloop_cb cb; void *arg; };
 
+/* loop->flags: one word, so that a next iteration begun in place reads both
+ * with one load */
+#define ALOOP__WAKE 1u      /* a wake-up was requested and not yet seen */
+#define ALOOP__STOP 2u      /* aloop_stop(): the run ends after this iteration */
+
 struct aloop {
     /* hot: the ready queue and the slab */
     struct aloop__slab slab;
@@ -114,18 +119,20 @@ struct aloop {
     uint32_t drain_end;         /* its position where this drain stops */
     uint8_t inplace;            /* aloop_run DEFAULT/FOREVER, not adopted */
     uint32_t drain_barred;      /* 0: inplace, and the drain is of one level
-                                   only, so its next iteration may begin in
-                                   place (aloop__ready_next_iteration) */
+                                   only with nothing moved by set_priority,
+                                   so its next iteration may begin in place
+                                   (aloop__ready_next_iteration) */
     unsigned drain_bit;         /* that level's bit in readymask */
-    uint32_t skipped;           /* polls skipped in a row */
+    uint32_t skip_left;         /* polls that may still be skipped in a row */
     uint32_t skip_max;          /* polls that may be skipped in a row: 63
-                                   while an fd or a signal is watched */
+                                   while an fd or a signal is watched, else
+                                   unbounded (UINT32_MAX) */
     uint64_t now;
     int now_valid;
     int running;                /* inside aloop_run */
     int first;                  /* first iteration of this run */
     int adopted;                /* a host loop owns the iteration */
-    atomic_int stop;
+    atomic_uint flags;          /* ALOOP__WAKE, ALOOP__STOP: set by any thread */
 
     struct aloop__heap timers;
 
@@ -143,7 +150,6 @@ struct aloop {
 
     /* wake-up: eventfd (or pipe) unless the backend wakes natively */
     int wakefd_r, wakefd_w;
-    atomic_int wake_pending;    /* a wake-up was requested and not yet seen */
 
     /* thread-safe calls: a mutex-protected inbox, swapped out whole */
     pthread_mutex_t inbox_lock;
@@ -216,6 +222,14 @@ static inline uint32_t aloop__slot_alloc(struct aloop *loop)
     return aloop__slot_take(loop, &idx) ? idx : UINT32_MAX;
 }
 
+/* Bump a freed slot's generation.  0: it reached 2^31, which no id can
+ * hold (ids are positive), and the slot is retired -- its ids must never
+ * come back.  (The sign is the test: one add and one branch.) */
+static inline int aloop__gen_next(struct aloop__call *c)
+{
+    return (int32_t)++c->gen >= 0;
+}
+
 /* Free a slot whose only ready entry was just popped to run it (no context):
  * no entry is left to invalidate, so its token stays (the next enqueue bumps
  * it).  One read-modify-write less on the chain of dependent stores that a
@@ -223,7 +237,7 @@ static inline uint32_t aloop__slot_alloc(struct aloop *loop)
 static inline void aloop__slot_release_ran(struct aloop *loop, struct aloop__call *c)
 {
     c->state = S_FREE;
-    if (unlikely(++c->gen == 0x7fffffffu))
+    if (unlikely(!aloop__gen_next(c)))
         return;                 /* retired: its ids must never come back */
     c->next_free = loop->slab.free;
     loop->slab.free = c;
@@ -345,17 +359,16 @@ static inline __attribute__((always_inline)) int aloop__ready_next_iteration(str
                                                                            struct aloop__ring *r)
 {
     /* One branch for all the rules: live entries exist only in r when
-     * readymask is r's bit alone and nothing moved.  If r holds none (every
+     * readymask is r's bit alone and nothing moved (a move sets
+     * drain_barred).  If r holds none (every
      * entry left was cancelled), the iteration begun here runs nothing and
      * the loop goes on as after any empty iteration: no test of nready.
-     * What iterate() reads only when wake_pending is set -- the inbox, a
+     * What iterate() reads only when ALOOP__WAKE is set -- the inbox, a
      * batch not yet queued (which sets it again) -- needs none either. */
-    uint32_t no = loop->drain_barred | (uint32_t)(loop->skipped >= loop->skip_max) |
-                  loop->movedmask | (loop->readymask ^ loop->drain_bit) |
-                  (uint32_t)atomic_load_explicit(&loop->stop, memory_order_relaxed) |
-                  (uint32_t)atomic_load_explicit(&loop->wake_pending, memory_order_relaxed);
-    if (unlikely((no | loop->timers.len) != 0)) {
-        if (no)
+    uint32_t no = loop->drain_barred | (loop->readymask ^ loop->drain_bit) |
+                  atomic_load_explicit(&loop->flags, memory_order_relaxed);
+    if (unlikely((no | loop->timers.len) != 0 || loop->skip_left == 0)) {
+        if (no || loop->skip_left == 0)
             return 0;
         /* timers: the iteration reads the clock, as iterate() would, and
          * keeps that time; if the first one is due, the loop's own iteration
@@ -367,7 +380,7 @@ static inline __attribute__((always_inline)) int aloop__ready_next_iteration(str
     } else {
         loop->now_valid = 0;
     }
-    loop->skipped++;
+    loop->skip_left--;
     loop->epoch++;
     loop->drain_end = r->tail;
     return 1;
@@ -440,7 +453,16 @@ static inline void aloop__notify(struct aloop *loop)
  * (loop.c's rule). */
 static inline void aloop__watched_changed(struct aloop *loop)
 {
-    loop->skip_max = (loop->nwatchers | loop->nsignals) ? 63 : UINT32_MAX;
+    uint32_t watched = loop->nwatchers | loop->nsignals;
+    loop->skip_max = watched ? 63 : UINT32_MAX;
+    /* a first watcher: polled within 64 iterations from now; none left:
+     * the count is moot */
+    if (!watched || loop->skip_left > loop->skip_max)
+        loop->skip_left = loop->skip_max;
+}
+static inline unsigned aloop__flag(const struct aloop *loop, unsigned f)
+{
+    return atomic_load_explicit(&((struct aloop *)loop)->flags, memory_order_relaxed) & f;
 }
 
 static inline int aloop__prio_ok(int prio)

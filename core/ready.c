@@ -59,6 +59,7 @@ int aloop__requeue(struct aloop *loop, uint32_t idx, int prio)
             c->state = S_QUEUED;
             loop->nready++;
             loop->movedmask |= 1u << (unsigned)(r - loop->moved);
+            loop->drain_barred = 1;     /* no next iteration in place */
             return 0;   /* epoch kept: still part of this drain */
         }
     }
@@ -137,14 +138,13 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
     }
 }
 
-/* Pop the entries of one ring up to position `end` and run the live ones.
- * The end lives in the loop: aloop__ready_take() (loop.h) may pop entries
- * too, and the next iteration begun in place moves it.  drain_ring stays set
- * between the drains of one aloop__ready_run, which clears it when done. */
-static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t end)
+/* Pop the entries of ring r (loop->drain_ring) up to position
+ * loop->drain_end and run the live ones.  The end lives in the loop:
+ * aloop__ready_take() (loop.h) may pop entries too, and the next iteration
+ * begun in place moves it.  drain_ring stays set between the drains of one
+ * aloop__ready_run, which clears it when done. */
+static inline void drain_to_end(struct aloop *loop, struct aloop__ring *r)
 {
-    loop->drain_ring = r;
-    loop->drain_end = end;
     while (r->head != loop->drain_end) {
         struct aloop__entry e = r->e[r->head++ & r->mask];
         struct aloop__call *c = e.c;
@@ -160,6 +160,13 @@ static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t end
             run_one(loop, c->idx, c);
         }
     }
+}
+
+static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t end)
+{
+    loop->drain_ring = r;
+    loop->drain_end = end;
+    drain_to_end(loop, r);
 }
 
 /* Drain the moved rings of the levels in `below`, highest first, until none
@@ -193,9 +200,10 @@ void aloop__ready_run(struct aloop *loop)
             loop->drain_barred = !loop->inplace;
             loop->drain_bit = snap;
             drain(loop, r, r->tail);
-            /* queued work only: the next iterations run here (loop.h) */
+            /* queued work only: the next iterations run here (loop.h),
+             * which moves drain_end */
             while (r->head != r->tail && aloop__ready_next_iteration(loop, r))
-                drain(loop, r, loop->drain_end);
+                drain_to_end(loop, r);
             if (r->head == r->tail)
                 loop->readymask &= ~snap;
             if (unlikely(loop->movedmask))

@@ -148,7 +148,7 @@ void aloop__signal_ready(aloop_t *loop, int signum)
     if (!valid_signal(signum))
         return;
     atomic_fetch_or(&loop->sig_pending, UINT64_C(1) << (signum - 1));
-    atomic_store(&loop->wake_pending, 1);
+    atomic_fetch_or(&loop->flags, ALOOP__WAKE);
 }
 
 void aloop__signals_collect(struct aloop *loop)
@@ -162,7 +162,7 @@ void aloop__signals_collect(struct aloop *loop)
             continue;
         if (aloop__enqueue(loop, idx) < 0) {    /* keep it for next time */
             atomic_fetch_or(&loop->sig_pending, UINT64_C(1) << (signum - 1));
-            atomic_store(&loop->wake_pending, 1);
+            atomic_fetch_or(&loop->flags, ALOOP__WAKE);
         }
     }
 }

@@ -464,7 +464,8 @@ int aloop_cancel(aloop_t *loop, aloop_id_t id)
     if (unlikely(idx >= (loop->slab.nchunks << ALOOP__CHUNK_SHIFT)))
         return -ENOENT;
     struct aloop__call *c = aloop__slot(loop, idx);
-    /* a gen is below 0x7fffffff, so this also rejects ids <= 0 */
+    /* a live slot's gen is below 2^31, so this also rejects ids < 0 (and a
+     * retired slot, whose gen is 2^31, is free: cancel_slow rejects it) */
     if (unlikely(c->gen != (uint64_t)id >> 32))
         return -ENOENT;
     /* the common case, a leaf: an armed timer (only timers are armed)
@@ -476,7 +477,7 @@ int aloop_cancel(aloop_t *loop, aloop_id_t id)
      * heap never writes the position of the node it deletes */
     c->state = S_FREE;
     c->tok++;
-    if (likely(++c->gen != 0x7fffffffu)) {
+    if (likely(aloop__gen_next(c))) {
         c->next_free = loop->slab.free;
         loop->slab.free = c;
     }

@@ -1,6 +1,6 @@
 /* wakeup.c -- waking a blocked loop, and the thread-safe inbox.
  *
- * wake_pending deduplicates wake-ups: only the caller that flips it 0 -> 1
+ * ALOOP__WAKE deduplicates wake-ups: only the caller that flips it 0 -> 1
  * writes the eventfd.  The loop clears it before draining the eventfd and
  * then the inbox, so a call pushed before any waker's flip is always seen:
  * no call is lost, and a spurious wake-up costs one empty iteration. */
@@ -44,7 +44,7 @@ void aloop__wake_fini(struct aloop *loop)
 /* Any thread, or a signal handler. */
 void aloop__wake(struct aloop *loop)
 {
-    if (atomic_exchange(&loop->wake_pending, 1))
+    if (atomic_fetch_or(&loop->flags, ALOOP__WAKE) & ALOOP__WAKE)
         return;
     if (loop->wakefd_w < 0) {
         loop->be->wakeup(loop);
@@ -98,7 +98,7 @@ queue:;
     }
     return;
 retry:
-    atomic_store(&loop->wake_pending, 1);
+    atomic_fetch_or(&loop->flags, ALOOP__WAKE);
 }
 
 /* The K_BATCH slot's run: every call of the batch, in order.  The batch
@@ -113,9 +113,9 @@ void aloop__inbox_run(struct aloop *loop)
 
 void aloop__wake_collect(struct aloop *loop)
 {
-    if (!atomic_load_explicit(&loop->wake_pending, memory_order_relaxed))
+    if (!aloop__flag(loop, ALOOP__WAKE))
         return;
-    atomic_store(&loop->wake_pending, 0);
+    atomic_fetch_and(&loop->flags, ~ALOOP__WAKE);
     if (loop->wakefd_r >= 0) {
         uint64_t v;
         ssize_t n = read(loop->wakefd_r, &v, sizeof v);

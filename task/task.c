@@ -563,7 +563,7 @@ static void after_exit(struct aloop_task *t)
         return;
     }
     if (t->flags & F_OUTSIDE)
-        atomic_store(&t->loop->stop, 1);    /* the joiner's aloop_run returns */
+        atomic_fetch_or(&t->loop->flags, ALOOP__STOP);    /* the joiner's aloop_run returns */
     int detached = t->flags & F_DETACHED;
     reclaim(t);
     if (detached)
