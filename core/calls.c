@@ -26,8 +26,8 @@ int aloop__slab_grow(struct aloop__slab *s)
      * free list in index order */
     for (uint32_t i = 0; i < ALOOP__CHUNK; i++)
         chunk[i] = (struct aloop__call){
+            .idx1 = base + i + 1,
             .gen = 1,
-            .idx = base + i,
             .next_free = i + 1 < ALOOP__CHUNK ? &chunk[i + 1] : s->free,
         };
     s->chunks[s->nchunks++] = chunk;
@@ -51,7 +51,7 @@ struct aloop__call *aloop__slot_lookup(struct aloop *loop, aloop_id_t id, uint32
     if (low == 0 || low - 1 >= ((uint64_t)loop->slab.nchunks << ALOOP__CHUNK_SHIFT))
         return NULL;
     struct aloop__call *c = aloop__slot(loop, (uint32_t)(low - 1));
-    if (c->gen != (uint32_t)((uint64_t)id >> 32) || c->kind > K_EVERY ||
+    if (c->id != (uint64_t)id || c->kind > K_EVERY ||
         (c->state != S_QUEUED && c->state != S_ARMED))
         return NULL;
     *idx = (uint32_t)(low - 1);
@@ -67,7 +67,7 @@ static inline __attribute__((always_inline)) struct aloop__call *new_call(aloop_
     c->arg = arg;
     c->prio = (int8_t)prio;
     c->kind = K_CALL;
-    c->ctx = aloop__ctx_capture();
+    aloop__slot_set_ctx(c, aloop__ctx_capture());
     return c;
 }
 
@@ -99,8 +99,9 @@ static inline __attribute__((always_inline)) aloop_id_t call_soon_fast(aloop_t *
 {
     unsigned level = (unsigned)(prio - ALOOP_PRIO_MIN);
     struct aloop__ring *r = &loop->ready[level];
-    if (unlikely(loop->slab.free == NULL || r->tail - r->head == r->cap ||
-                 loop->adopted || atomic_load_explicit(&aloop__ctx, memory_order_relaxed)))
+    /* the atomic first: the compiler reloads across it what was read before */
+    if (unlikely(atomic_load_explicit(&aloop__ctx, memory_order_relaxed) || loop->adopted ||
+                 loop->slab.free == NULL || r->tail - r->head == r->cap))
         return call_soon_slow(loop, prio, cb, arg);
     uint32_t idx;
     struct aloop__call *c = aloop__slot_pop(loop, &idx);

@@ -41,15 +41,32 @@ struct aloop__call {
         struct aloop__call *next_free;  /* a free slot: the free list */
     };
     uint64_t interval;          /* K_EVERY; K_READ/K_WRITE: the fd; K_SIGNAL: signum */
-    uint32_t gen;               /* generation, part of the id */
+    union {                     /* x86-64 and every little-endian target */
+        uint64_t id;            /* the id it has (or will have, while free):
+                                   (gen << 32) | (index + 1) */
+        struct {
+            uint32_t idx1;      /* its own index + 1 (a timer's heap
+                                   position is in loop->timers.pos) */
+            uint32_t gen;       /* generation, bumped when freed */
+        };
+    };
     uint32_t tok;               /* bumped on every enqueue and free: ready
                                    entries with another tok are stale */
-    uint32_t idx;               /* its own index (a timer's heap position is
-                                   in loop->timers.pos) */
     uint32_t epoch;             /* drain during which it was queued */
+    union {
+        struct {
+            uint8_t kind;
+            uint8_t withctx;    /* ctx != NULL (aloop__slot_set_ctx) */
+        };
+        uint16_t kind_ctx;      /* <= K_TIMER: a call or a timer without a
+                                   context, which a drain runs inline */
+    };
     int8_t prio;
-    uint8_t kind, state;
+    uint8_t state;
 };
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "struct aloop__call: id's low half is idx1 (a big-endian target swaps them)");
 
 #define ALOOP__CHUNK_SHIFT 10
 #define ALOOP__CHUNK (1u << ALOOP__CHUNK_SHIFT)
@@ -123,7 +140,8 @@ struct aloop {
                                    so its next iteration may begin in place
                                    (aloop__ready_next_iteration) */
     unsigned drain_bit;         /* that level's bit in readymask */
-    uint32_t skip_left;         /* polls that may still be skipped in a row */
+    uint32_t skip_left;         /* polls that may still be skipped in a row
+                                   (skip_max - skip_left: skipped so far) */
     uint32_t skip_max;          /* polls that may be skipped in a row: 63
                                    while an fd or a signal is watched, else
                                    unbounded (UINT32_MAX) */
@@ -203,8 +221,15 @@ static inline struct aloop__call *aloop__slot_pop(struct aloop *loop, uint32_t *
     struct aloop__call *c = s->free;
     s->free = c->next_free;
     c->state = S_IDLE;
-    *idx = c->idx;
+    *idx = c->idx1 - 1;
     return c;
+}
+
+/* Set the context a slot's call runs in (NULL: none). */
+static inline void aloop__slot_set_ctx(struct aloop__call *c, void *ctx)
+{
+    c->ctx = ctx;
+    c->withctx = ctx != NULL;
 }
 
 /* Take a free slot: its address, and its index in *idx; NULL on ENOMEM. */
@@ -247,7 +272,7 @@ static inline void aloop__slot_release(struct aloop *loop, struct aloop__call *c
 {
     if (unlikely(c->ctx != NULL)) {
         atomic_load_explicit(&aloop__ctx, memory_order_relaxed)->release(c->ctx);
-        c->ctx = NULL;
+        aloop__slot_set_ctx(c, NULL);
     }
     c->tok++;                   /* entries still queued for it are stale */
     (void)idx;
@@ -261,7 +286,8 @@ static inline void aloop__slot_free(struct aloop *loop, uint32_t idx)
 
 static inline aloop_id_t aloop__call_id(const struct aloop__call *c, uint32_t idx)
 {
-    return (aloop_id_t)(((uint64_t)c->gen << 32) | (uint64_t)(idx + 1));
+    (void)idx;
+    return (aloop_id_t)c->id;   /* one load: (gen << 32) | (idx + 1) */
 }
 
 static inline aloop_id_t aloop__slot_id(const struct aloop *loop, uint32_t idx)
@@ -453,12 +479,10 @@ static inline void aloop__notify(struct aloop *loop)
  * (loop.c's rule). */
 static inline void aloop__watched_changed(struct aloop *loop)
 {
-    uint32_t watched = loop->nwatchers | loop->nsignals;
-    loop->skip_max = watched ? 63 : UINT32_MAX;
-    /* a first watcher: polled within 64 iterations from now; none left:
-     * the count is moot */
-    if (!watched || loop->skip_left > loop->skip_max)
-        loop->skip_left = loop->skip_max;
+    /* the count of polls skipped in a row carries over */
+    uint32_t skipped = loop->skip_max - loop->skip_left;
+    loop->skip_max = (loop->nwatchers | loop->nsignals) ? 63 : UINT32_MAX;
+    loop->skip_left = skipped < loop->skip_max ? loop->skip_max - skipped : 0;
 }
 static inline unsigned aloop__flag(const struct aloop *loop, unsigned f)
 {

@@ -95,7 +95,7 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
     case K_CALL:
     case K_TIMER: {
         void *ctx = c->ctx;     /* the slot is freed first: keep the reference */
-        c->ctx = NULL;
+        aloop__slot_set_ctx(c, NULL);
         aloop__slot_free(loop, idx);
         call_in(loop, cb, arg, ctx);
         if (unlikely(ctx != NULL))
@@ -151,13 +151,13 @@ static inline void drain_to_end(struct aloop *loop, struct aloop__ring *r)
         if (c->tok != e.tok)
             continue;           /* cancelled or moved */
         loop->nready--;
-        if (likely(c->kind <= K_TIMER && c->ctx == NULL)) {
+        if (likely(c->kind_ctx <= K_TIMER)) {   /* kind <= K_TIMER, no context */
             aloop_cb cb = c->cb;    /* the common cases, a call or a timer, inline */
             void *arg = c->arg;
             aloop__slot_release_ran(loop, c);   /* c->ctx is NULL */
             cb(loop, arg);
         } else {
-            run_one(loop, c->idx, c);
+            run_one(loop, c->idx1 - 1, c);
         }
     }
 }

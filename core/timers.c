@@ -351,7 +351,7 @@ static __attribute__((noinline)) aloop_id_t new_timer(aloop_t *loop, uint64_t wh
     }
     c->cb = cb;
     c->arg = arg;
-    c->ctx = aloop__ctx_capture();
+    aloop__slot_set_ctx(c, aloop__ctx_capture());
     c->prio = ALOOP_PRIO_DEFAULT;
     c->kind = interval ? K_EVERY : K_TIMER;
     c->interval = interval;
@@ -376,10 +376,10 @@ static inline __attribute__((always_inline)) aloop_id_t timer_fast(aloop_t *loop
     struct aloop__slab *s = &loop->slab;
     /* pos[] covers every slot below npos */
     struct aloop__call *c = s->free;
-    if (unlikely(hp->len == hp->cap || hp->seq == UINT32_MAX || !c || c->idx >= hp->npos ||
+    if (unlikely(hp->len == hp->cap || hp->seq == UINT32_MAX || !c || c->idx1 > hp->npos ||
                  atomic_load_explicit(&aloop__ctx, memory_order_relaxed) != NULL || loop->adopted))
         return new_timer(loop, when, 0, cb, arg);
-    uint32_t idx = c->idx;
+    uint32_t idx = c->idx1 - 1;
     s->free = c->next_free;
     c->cb = cb;
     c->arg = arg;
@@ -466,7 +466,7 @@ int aloop_cancel(aloop_t *loop, aloop_id_t id)
     struct aloop__call *c = aloop__slot(loop, idx);
     /* a live slot's gen is below 2^31, so this also rejects ids < 0 (and a
      * retired slot, whose gen is 2^31, is free: cancel_slow rejects it) */
-    if (unlikely(c->gen != (uint64_t)id >> 32))
+    if (unlikely(c->id != (uint64_t)id))
         return -ENOENT;
     /* the common case, a leaf: an armed timer (only timers are armed)
      * without a context, no host to notify */

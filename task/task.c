@@ -425,7 +425,7 @@ static int resume_slot_ready(struct aloop_task *t)
             return -ENOMEM;
         c->cb = resume_cb;
         c->arg = t;
-        c->ctx = NULL;
+        aloop__slot_set_ctx(c, NULL);
         c->kind = K_TASK;
         t->rslot = c;
     }
@@ -452,7 +452,7 @@ static aloop_id_t arm_timer(struct aloop_task *t, uint64_t when, aloop_cb cb)
     struct aloop__call *c = aloop__slot(loop, idx);
     c->cb = cb;
     c->arg = t;
-    c->ctx = NULL;
+    aloop__slot_set_ctx(c, NULL);
     c->prio = t->prio;
     c->kind = K_TIMER;
     if (unlikely(aloop__heap_insert(loop, idx, when) < 0)) {
@@ -1043,7 +1043,7 @@ static void release_slot_contexts(aloop_t *loop)
         struct aloop__call *c = aloop__slot(loop, i);
         if (c->ctx) {
             void *ctx = c->ctx;
-            c->ctx = NULL;
+            aloop__slot_set_ctx(c, NULL);
             ops->release(ctx);
         }
     }
