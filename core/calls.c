@@ -108,7 +108,8 @@ static inline __attribute__((always_inline)) aloop_id_t call_soon_fast(aloop_t *
     c->cb = cb;
     c->arg = arg;
     c->prio = (int8_t)prio;
-    c->kind = K_CALL;           /* c->ctx is NULL in a free slot */
+    c->kind_ctx = K_CALL;       /* no context: c->ctx is NULL in a free slot; one
+                                   store the drain's load of kind_ctx can forward from */
     aloop__enqueue_room(loop, r, 1u << level, c);
     return aloop__call_id(c, idx);
 }
