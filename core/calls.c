@@ -66,8 +66,7 @@ static inline __attribute__((always_inline)) struct aloop__call *new_call(aloop_
     c->cb = cb;
     c->arg = arg;
     c->prio = (int8_t)prio;
-    c->kind = K_CALL;
-    aloop__slot_set_ctx(c, aloop__ctx_capture());
+    aloop__slot_set_kind(c, K_CALL, aloop__ctx_capture());
     return c;
 }
 

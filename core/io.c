@@ -122,7 +122,7 @@ static int add_watcher(aloop_t *loop, int fd, unsigned ev, aloop_io_cb cb, void 
         f->kernel = (uint8_t)nwant;
     }
     struct aloop__call *c = aloop__slot(loop, idx);
-    c->kind = ev == ALOOP_READABLE ? K_READ : K_WRITE;
+    c->kind_ctx = ev == ALOOP_READABLE ? K_READ : K_WRITE;  /* no context; one store */
     c->interval = (uint64_t)fd;
     c->prio = f->prio;
     if (f->want == 0 && loop->nwatchers++ == 0)

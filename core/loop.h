@@ -232,6 +232,14 @@ static inline void aloop__slot_set_ctx(struct aloop__call *c, void *ctx)
     c->withctx = ctx != NULL;
 }
 
+/* Set a slot's kind and context together: kind_ctx in one store, which the
+ * drain's load of it can be forwarded from (not from two byte stores). */
+static inline void aloop__slot_set_kind(struct aloop__call *c, enum aloop__kind kind, void *ctx)
+{
+    c->ctx = ctx;
+    c->kind_ctx = (uint16_t)(kind | (ctx != NULL ? 0x100u : 0u));
+}
+
 /* Take a free slot: its address, and its index in *idx; NULL on ENOMEM. */
 static inline struct aloop__call *aloop__slot_take(struct aloop *loop, uint32_t *idx)
 {

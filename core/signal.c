@@ -101,7 +101,7 @@ int aloop_add_signal_handler(aloop_t *loop, int signum, aloop_cb cb, void *arg)
     struct aloop__call *c = aloop__slot(loop, idx);
     c->cb = cb;
     c->arg = arg;
-    c->kind = K_SIGNAL;
+    c->kind_ctx = K_SIGNAL;     /* no context; one store (loop.h) */
     c->prio = ALOOP_PRIO_DEFAULT;
     c->interval = (uint64_t)signum;
     int r = (loop->be->features & ALOOP_BF_SIGNAL) ? loop->be->signal(loop, signum, 1)

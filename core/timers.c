@@ -351,9 +351,8 @@ static __attribute__((noinline)) aloop_id_t new_timer(aloop_t *loop, uint64_t wh
     }
     c->cb = cb;
     c->arg = arg;
-    aloop__slot_set_ctx(c, aloop__ctx_capture());
+    aloop__slot_set_kind(c, interval ? K_EVERY : K_TIMER, aloop__ctx_capture());
     c->prio = ALOOP_PRIO_DEFAULT;
-    c->kind = interval ? K_EVERY : K_TIMER;
     c->interval = interval;
     heap_push(loop, c, idx, when);
     aloop__notify(loop);
@@ -386,7 +385,7 @@ static inline __attribute__((always_inline)) aloop_id_t timer_fast(aloop_t *loop
     /* c->ctx: NULL in every free slot (aloop__slot_release clears it).
      * c->when, c->interval: read for K_EVERY only. */
     c->prio = ALOOP_PRIO_DEFAULT;
-    c->kind = K_TIMER;
+    c->kind_ctx = K_TIMER;      /* no context (see above) */
     c->state = S_ARMED;
     aloop_id_t id = aloop__call_id(c, idx);
     /* sift up: the new seq is the largest, so among equal deadlines the new

@@ -91,7 +91,7 @@ queue:;
     c->cb = NULL;
     c->arg = NULL;
     c->prio = ALOOP_PRIO_DEFAULT;
-    c->kind = K_BATCH;
+    c->kind_ctx = K_BATCH;      /* no context; one store (loop.h) */
     if (aloop__enqueue(loop, idx) < 0) {
         aloop__slot_free(loop, idx);
         goto retry;

@@ -425,8 +425,7 @@ static int resume_slot_ready(struct aloop_task *t)
             return -ENOMEM;
         c->cb = resume_cb;
         c->arg = t;
-        aloop__slot_set_ctx(c, NULL);
-        c->kind = K_TASK;
+        aloop__slot_set_kind(c, K_TASK, NULL);
         t->rslot = c;
     }
     c->prio = t->prio;
@@ -452,9 +451,8 @@ static aloop_id_t arm_timer(struct aloop_task *t, uint64_t when, aloop_cb cb)
     struct aloop__call *c = aloop__slot(loop, idx);
     c->cb = cb;
     c->arg = t;
-    aloop__slot_set_ctx(c, NULL);
+    aloop__slot_set_kind(c, K_TIMER, NULL);
     c->prio = t->prio;
-    c->kind = K_TIMER;
     if (unlikely(aloop__heap_insert(loop, idx, when) < 0)) {
         aloop__slot_free(loop, idx);
         return -ENOMEM;
