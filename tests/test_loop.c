@@ -490,6 +490,62 @@ START_TEST(test_requeue_does_not_starve_io)
 }
 END_TEST
 
+/* A reader added by a chain that has run for a while with nothing watched
+ * (every poll skipped, as nothing could be found) is polled within 64
+ * iterations of the add: the polls skipped before it count, and the chain
+ * does not go on in place past the limit. */
+static struct {
+    int rfd, iter, added_at, read_at, rc;
+} LW;
+
+static void lw_reader(aloop_t *loop, int fd, unsigned events, void *arg)
+{
+    char c;
+    (void)events;
+    (void)arg;
+    if (!LW.read_at)
+        LW.read_at = LW.iter;
+    (void)!read(fd, &c, 1);
+    aloop_remove_reader(loop, fd);
+}
+
+static void lw_link(aloop_t *loop, void *arg)
+{
+    LW.iter++;
+    if (LW.iter == 1000) {
+        LW.rc = aloop_add_reader(loop, LW.rfd, lw_reader, NULL);
+        LW.added_at = LW.iter;
+    }
+    if (LW.read_at || LW.iter >= 100000 || LW.rc < 0) {
+        aloop_stop(loop);
+        return;
+    }
+    if (aloop_call_soon(loop, lw_link, arg) <= 0) {
+        LW.rc = -1;
+        aloop_stop(loop);
+    }
+}
+
+START_TEST(test_watcher_added_mid_chain_is_polled)
+{
+    aloop_t *l = NEW_LOOP();
+    int p[2];
+    mk_pipe(p);
+    memset(&LW, 0, sizeof LW);
+    LW.rfd = p[0];
+    put(p[1]);      /* readable before the reader exists */
+    ck_assert_int_gt(aloop_call_soon(l, lw_link, NULL), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
+    ck_assert_int_eq(LW.rc, 0);
+    ck_assert_int_eq(LW.added_at, 1000);
+    ck_assert_msg(LW.read_at > LW.added_at && LW.read_at - LW.added_at <= 64,
+                  "reader added at iteration %d fired at %d (within 64 expected)",
+                  LW.added_at, LW.read_at);
+    close_loop(l);
+    close2(p);
+}
+END_TEST
+
 /* A self-requeueing chain in a DEFAULT run (iterations begun in place)
  * with timers pending: a far one, and one due in 2 ms.  The near one fires
  * while the chain runs, in the first iteration whose cached time reaches
@@ -2569,6 +2625,7 @@ static void add_all_tests(TCase *tc, int i)
         test_next_iteration,
         test_requeue_does_not_starve_io,
         test_chain_with_timers_pending,
+        test_watcher_added_mid_chain_is_polled,
         test_first_iteration_polls,
         test_cancel_basic,
         test_cancel_from_earlier_callback,
