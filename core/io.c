@@ -227,11 +227,26 @@ int aloop_set_io_priority(aloop_t *loop, int fd, int prio)
     return r < 0 ? r : w;
 }
 
+/* A full ring: grow it (on ENOMEM the event is dropped for this poll; a
+ * level-triggered fd reports again at the next). */
+static __attribute__((noinline, cold)) void io_queue_grow(struct aloop *loop, struct aloop__call *c)
+{
+    aloop__enqueue_call(loop, c);
+}
+
+/* The common case without a stack frame: the slow path is a call of its own. */
 static inline void io_queue(struct aloop *loop, uint32_t idx)
 {
     struct aloop__call *c = aloop__slot(loop, idx);
-    if (c->state != S_QUEUED)
-        aloop__enqueue_call(loop, c);
+    if (c->state == S_QUEUED)
+        return;
+    unsigned level = (unsigned)(c->prio - ALOOP_PRIO_MIN);
+    struct aloop__ring *r = &loop->ready[level];
+    if (unlikely(r->tail - r->head == r->cap)) {
+        io_queue_grow(loop, c);
+        return;
+    }
+    aloop__enqueue_room(loop, r, 1u << level, c);
 }
 
 /* Called for every ready fd of every poll: the watched case first (the
@@ -251,16 +266,6 @@ void aloop__io_ready(aloop_t *loop, int fd, unsigned events)
     }
     if (unlikely(fd == loop->wakefd_r))
         atomic_fetch_or_explicit(&loop->flags, ALOOP__WAKE, memory_order_relaxed);
-}
-
-void aloop__io_run(struct aloop *loop, struct aloop__call *c)
-{
-    int fd = (int)c->interval;
-    struct aloop__fd *f = &loop->fds[fd];
-    if (c->kind == K_READ)
-        f->rcb(loop, fd, ALOOP_READABLE, f->rarg);
-    else
-        f->wcb(loop, fd, ALOOP_WRITABLE, f->warg);
 }
 
 /* Drop every watcher; tell the backend, so an adopted host loop keeps no

@@ -450,7 +450,17 @@ ALOOP__HIDDEN void aloop__heap_fini(struct aloop__heap *h);
 /* io.c */
 ALOOP__HIDDEN void aloop__io_flush(struct aloop *loop);
 ALOOP__HIDDEN void aloop__io_fini(struct aloop *loop);
-ALOOP__HIDDEN void aloop__io_run(struct aloop *loop, struct aloop__call *c);
+
+/* Run a reader's or writer's pending slot (K_READ, K_WRITE), now idle. */
+static inline void aloop__io_run(struct aloop *loop, struct aloop__call *c)
+{
+    int fd = (int)c->interval;
+    struct aloop__fd *f = &loop->fds[fd];
+    if (c->kind == K_READ)
+        f->rcb(loop, fd, ALOOP_READABLE, f->rarg);
+    else
+        f->wcb(loop, fd, ALOOP_WRITABLE, f->warg);
+}
 
 /* signal.c */
 ALOOP__HIDDEN void aloop__signals_collect(struct aloop *loop);

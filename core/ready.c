@@ -156,6 +156,9 @@ static inline void drain_to_end(struct aloop *loop, struct aloop__ring *r)
             void *arg = c->arg;
             aloop__slot_release_ran(loop, c);   /* c->ctx is NULL */
             cb(loop, arg);
+        } else if (likely((unsigned)(c->kind - K_READ) <= K_WRITE - K_READ)) {
+            c->state = S_IDLE;      /* a ready fd's watcher (never with a context), inline too */
+            aloop__io_run(loop, c);
         } else {
             run_one(loop, c->idx1 - 1, c);
         }
