@@ -873,6 +873,56 @@ START_TEST(test_set_priority_during_iteration)
 }
 END_TEST
 
+/* The same in a DEFAULT run, whose one-level iterations may begin in
+ * place: iteration 1 runs A (1), which queues B (2), C (3) and A2 (4);
+ * iteration 2 runs B, which moves C -- queued before this iteration -- to a
+ * higher level (already done in it: C runs after this level's own entries,
+ * still in iteration 2), and queues D (6) and moves it up at once (queued in
+ * this iteration: it runs in the next, at its new level); A2 queues G (5) at
+ * the highest level and E (7).  Iteration 3: G, D, E. */
+static struct { aloop_id_t c, d; int rc; } IP;
+
+static void ip_b(aloop_t *loop, void *arg)
+{
+    (void)arg;
+    log_add(2);
+    IP.d = aloop_call_soon(loop, cb_log, TAG(6));
+    if (aloop_set_priority(loop, IP.c, 1) != 0 || IP.d <= 0 || aloop_set_priority(loop, IP.d, 1) != 0)
+        IP.rc = -1;
+}
+
+static void ip_a2(aloop_t *loop, void *arg)
+{
+    (void)arg;
+    log_add(4);
+    if (aloop_call_soon_prio(loop, 2, cb_log, TAG(5)) <= 0 || aloop_call_soon(loop, cb_log, TAG(7)) <= 0)
+        IP.rc = -1;
+}
+
+static void ip_a(aloop_t *loop, void *arg)
+{
+    (void)arg;
+    log_add(1);
+    if (aloop_call_soon(loop, ip_b, NULL) <= 0 ||
+        (IP.c = aloop_call_soon(loop, cb_log, TAG(3))) <= 0 ||
+        aloop_call_soon(loop, ip_a2, NULL) <= 0)
+        IP.rc = -1;
+}
+
+START_TEST(test_set_priority_in_place_iterations)
+{
+    aloop_t *l = NEW_LOOP();
+    memset(&IP, 0, sizeof IP);
+    log_clear();
+    ck_assert_int_gt(aloop_call_soon(l, ip_a, NULL), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
+    ck_assert_int_eq(IP.rc, 0);
+    LOG_EXPECT(1, 2, 4, 3, 5, 6, 7);
+    ck_assert_int_eq(aloop_set_priority(l, IP.c, 0), -ENOENT);     /* ran */
+    close_loop(l);
+}
+END_TEST
+
 /* ======================================================================== */
 /* Timers                                                                   */
 /* ======================================================================== */
@@ -2634,6 +2684,7 @@ static void add_all_tests(TCase *tc, int i)
         test_ids_positive_distinct,
         test_set_priority,
         test_set_priority_during_iteration,
+        test_set_priority_in_place_iterations,
         test_timer_deadline_order,
         test_timer_equal_deadlines_fifo,
         test_relative_deadline_cached_clock,
