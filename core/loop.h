@@ -52,7 +52,8 @@ struct aloop__call {
     };
     uint32_t tok;               /* bumped on every enqueue and free: ready
                                    entries with another tok are stale */
-    uint32_t epoch;             /* drain during which it was queued */
+    uint32_t qpos;              /* queued: its entry's position in the ready
+                                   ring of its level (aloop__requeue) */
     union {
         struct {
             uint8_t kind;
@@ -130,7 +131,9 @@ struct aloop {
     uint32_t nready;            /* live queued slots */
     unsigned readymask;         /* levels whose ring may hold entries */
     unsigned movedmask;         /* levels whose moved ring holds entries */
-    uint32_t epoch;             /* bumped when a drain starts */
+    unsigned drain_snap;        /* a drain of several levels: the levels that
+                                   held entries when it began, 0 otherwise */
+    uint32_t snap_end[ALOOP__NPRIO];    /* their positions where it stops */
     int draining;               /* level being drained, or -1 */
     struct aloop__ring *drain_ring; /* the ring being drained, or NULL */
     uint32_t drain_end;         /* its position where this drain stops */
@@ -320,16 +323,17 @@ ALOOP__HIDDEN void aloop__ready_run(struct aloop *loop);
 static inline void aloop__enqueue_room(struct aloop *loop, struct aloop__ring *r, unsigned bit,
                                        struct aloop__call *c)
 {
-    struct aloop__entry *e = &r->e[r->tail++ & r->mask];
+    uint32_t pos = r->tail++;
+    struct aloop__entry *e = &r->e[pos & r->mask];
     e->c = c;
     e->tok = ++c->tok;
     c->state = S_QUEUED;
-    c->epoch = loop->epoch;
+    c->qpos = pos;
     loop->nready++;
     loop->readymask |= bit;
 }
 
-/* The same for a task's resume (K_TASK), known to be idle: no epoch, which
+/* The same for a task's resume (K_TASK), known to be idle: no qpos, which
  * only aloop__requeue reads and a task's resume never meets (its priority
  * is fixed).  -ENOMEM. */
 static inline __attribute__((always_inline)) int aloop__enqueue_resume(struct aloop *loop,
@@ -419,7 +423,6 @@ static inline __attribute__((always_inline)) int aloop__ready_next_iteration(str
         loop->now_valid = 0;
     }
     loop->skip_left--;
-    loop->epoch++;
     loop->drain_end = r->tail;
     return 1;
 }

@@ -37,6 +37,35 @@ void aloop__ready_fini(struct aloop *loop)
     loop->readymask = loop->movedmask = 0;
 }
 
+/* Whether queued slot c's live entry was queued before the drain in
+ * progress began (an iteration begun in place is a drain of its own). */
+static int queued_before(const struct aloop *loop, const struct aloop__call *c)
+{
+    /* a moved ring holds nothing else: search the few there */
+    for (unsigned m = loop->movedmask; m; m &= m - 1) {
+        const struct aloop__ring *r = &loop->moved[__builtin_ctz(m)];
+        for (uint32_t i = r->head; i != r->tail; i++) {
+            const struct aloop__entry *e = &r->e[i & r->mask];
+            if (e->c == c && e->tok == c->tok)
+                return 1;
+        }
+    }
+    /* else its entry is in the ready ring of its level, at qpos (not yet
+     * popped, so at or past the head): before the end this drain stops at?
+     * A level other than the one draining, in a drain of one level, had no
+     * entries when it began. */
+    unsigned l = (unsigned)(c->prio - ALOOP_PRIO_MIN);
+    const struct aloop__ring *r = &loop->ready[l];
+    uint32_t end;
+    if (loop->drain_ring == r)
+        end = loop->drain_end;
+    else if (loop->drain_snap & (1u << l))
+        end = loop->snap_end[l];
+    else
+        return 0;
+    return c->qpos - r->head < end - r->head;
+}
+
 /* A slot queued before the current drain began still runs in it when its
  * priority changes: it joins the `moved` ring of its new level (or of the
  * level being drained, if its new level is already done), drained right
@@ -46,10 +75,10 @@ int aloop__requeue(struct aloop *loop, uint32_t idx, int prio)
 {
     struct aloop__call *c = aloop__slot(loop, idx);
     int8_t old = c->prio;
-    uint32_t epoch = c->epoch;
+    int before = loop->draining >= 0 && queued_before(loop, c);
     aloop__dequeue(loop, c);
     c->prio = (int8_t)prio;
-    if (loop->draining >= 0 && epoch != loop->epoch) {
+    if (before) {
         int l = prio - ALOOP_PRIO_MIN;
         struct aloop__ring *r = &loop->moved[l < loop->draining ? l : loop->draining];
         if (r->tail - r->head < r->cap || aloop__ring_grow(r) == 0) {
@@ -60,7 +89,7 @@ int aloop__requeue(struct aloop *loop, uint32_t idx, int prio)
             loop->nready++;
             loop->movedmask |= 1u << (unsigned)(r - loop->moved);
             loop->drain_barred = 1;     /* no next iteration in place */
-            return 0;   /* epoch kept: still part of this drain */
+            return 0;   /* still part of this drain */
         }
     }
     if (aloop__enqueue(loop, idx) < 0) {
@@ -192,7 +221,6 @@ static void drain_moved(struct aloop *loop, unsigned below)
 void aloop__ready_run(struct aloop *loop)
 {
     unsigned snap = loop->readymask;
-    loop->epoch++;
 
     if (likely((snap & (snap - 1)) == 0)) {
         /* the common case: at most one level holds entries */
@@ -217,11 +245,11 @@ void aloop__ready_run(struct aloop *loop)
         return;
     }
 
-    uint32_t n[ALOOP__NPRIO];
     loop->drain_barred = 1;
+    loop->drain_snap = snap;
     for (unsigned m = snap; m; m &= m - 1) {
         unsigned l = (unsigned)__builtin_ctz(m);
-        n[l] = loop->ready[l].tail - loop->ready[l].head;
+        loop->snap_end[l] = loop->ready[l].tail;
     }
 
     /* highest level first; a level is visited if it had entries when the
@@ -237,13 +265,14 @@ void aloop__ready_run(struct aloop *loop)
         loop->draining = (int)l;
         if (snap & bit) {
             struct aloop__ring *r = &loop->ready[l];
-            drain(loop, r, r->head + n[l]);
+            drain(loop, r, loop->snap_end[l]);
             if (r->head == r->tail)
                 loop->readymask &= ~bit;
         }
         if (unlikely(loop->movedmask & bit))
             drain_moved(loop, bit);
     }
+    loop->drain_snap = 0;
     loop->drain_ring = NULL;
     loop->draining = -1;
 }
