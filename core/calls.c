@@ -106,10 +106,10 @@ static inline __attribute__((always_inline)) aloop_id_t call_soon_fast(aloop_t *
     struct aloop__call *c = aloop__slot_pop(loop, &idx);
     c->cb = cb;
     c->arg = arg;
-    c->prio = (int8_t)prio;
-    c->kind_ctx = K_CALL;       /* no context: c->ctx is NULL in a free slot; one
-                                   store the drain's load of kind_ctx can forward from */
-    aloop__enqueue_room(loop, r, 1u << level, c);
+    /* no context (c->ctx is NULL in a free slot), queued: one store, which
+     * the drain's load of kind_ctx can be forwarded from */
+    c->kind_prio_state = ALOOP__KPS(K_CALL, prio, S_QUEUED);
+    aloop__enqueue_marked(loop, r, 1u << level, c);
     return aloop__call_id(c, idx);
 }
 

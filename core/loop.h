@@ -56,18 +56,28 @@ struct aloop__call {
                                    ring of its level (aloop__requeue) */
     union {
         struct {
-            uint8_t kind;
-            uint8_t withctx;    /* ctx != NULL (aloop__slot_set_ctx) */
+            union {
+                struct {
+                    uint8_t kind;
+                    uint8_t withctx;    /* ctx != NULL (aloop__slot_set_ctx) */
+                };
+                uint16_t kind_ctx;      /* <= K_TIMER: a call or a timer without
+                                           a context, which a drain runs inline */
+            };
+            int8_t prio;
+            uint8_t state;
         };
-        uint16_t kind_ctx;      /* <= K_TIMER: a call or a timer without a
-                                   context, which a drain runs inline */
+        uint32_t kind_prio_state;       /* the four in one store (call_soon) */
     };
-    int8_t prio;
-    uint8_t state;
 };
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "struct aloop__call: id's low half is idx1 (a big-endian target swaps them)");
+              "struct aloop__call: id's low half is idx1, kind_prio_state's low byte kind "
+              "(a big-endian target swaps them)");
+
+/* kind_prio_state of a slot of kind k, no context, priority prio, state s */
+#define ALOOP__KPS(k, prio, s) \
+    ((uint32_t)(k) | (uint32_t)(uint8_t)(int8_t)(prio) << 16 | (uint32_t)(s) << 24)
 
 #define ALOOP__CHUNK_SHIFT 10
 #define ALOOP__CHUNK (1u << ALOOP__CHUNK_SHIFT)
@@ -319,18 +329,24 @@ ALOOP__HIDDEN void aloop__ready_fini(struct aloop *loop);
 ALOOP__HIDDEN void aloop__ready_run(struct aloop *loop);
 
 /* Queue slot c on ring r -- the ring of level bit `bit` -- known to have
- * room. */
-static inline void aloop__enqueue_room(struct aloop *loop, struct aloop__ring *r, unsigned bit,
-                                       struct aloop__call *c)
+ * room.  _marked: c->state is S_QUEUED already. */
+static inline void aloop__enqueue_marked(struct aloop *loop, struct aloop__ring *r, unsigned bit,
+                                         struct aloop__call *c)
 {
     uint32_t pos = r->tail++;
     struct aloop__entry *e = &r->e[pos & r->mask];
     e->c = c;
     e->tok = ++c->tok;
-    c->state = S_QUEUED;
     c->qpos = pos;
     loop->nready++;
     loop->readymask |= bit;
+}
+
+static inline void aloop__enqueue_room(struct aloop *loop, struct aloop__ring *r, unsigned bit,
+                                       struct aloop__call *c)
+{
+    c->state = S_QUEUED;
+    aloop__enqueue_marked(loop, r, bit, c);
 }
 
 /* The same for a task's resume (K_TASK), known to be idle: no qpos, which
