@@ -148,11 +148,13 @@ struct aloop {
     struct aloop__ring *drain_ring; /* the ring being drained, or NULL */
     uint32_t drain_end;         /* its position where this drain stops */
     uint8_t inplace;            /* aloop_run DEFAULT/FOREVER, not adopted */
-    uint32_t drain_barred;      /* 0: inplace, and the drain is of one level
-                                   only with nothing moved by set_priority,
-                                   so its next iteration may begin in place
-                                   (aloop__ready_next_iteration) */
-    unsigned drain_bit;         /* that level's bit in readymask */
+    unsigned drain_bit;         /* the drained level's bit in readymask while
+                                   its next iteration may begin in place
+                                   (aloop__ready_next_iteration): inplace,
+                                   a drain of one level only, nothing moved
+                                   by set_priority.  Else 0, which bars it:
+                                   readymask ^ 0 is never 0 while the ring
+                                   holds entries */
     uint32_t skip_left;         /* polls that may still be skipped in a row
                                    (skip_max - skip_left: skipped so far) */
     uint32_t skip_max;          /* polls that may be skipped in a row: 63
@@ -417,13 +419,13 @@ static inline __attribute__((always_inline)) int aloop__ready_next_iteration(str
                                                                            struct aloop__ring *r)
 {
     /* One branch for all the rules: live entries exist only in r when
-     * readymask is r's bit alone and nothing moved (a move sets
-     * drain_barred).  If r holds none (every
+     * readymask is r's bit alone and nothing moved (a move, like every
+     * other bar, zeroes drain_bit).  If r holds none (every
      * entry left was cancelled), the iteration begun here runs nothing and
      * the loop goes on as after any empty iteration: no test of nready.
      * What iterate() reads only when ALOOP__WAKE is set -- the inbox, a
      * batch not yet queued (which sets it again) -- needs none either. */
-    uint32_t no = loop->drain_barred | (loop->readymask ^ loop->drain_bit) |
+    uint32_t no = (loop->readymask ^ loop->drain_bit) |
                   atomic_load_explicit(&loop->flags, memory_order_relaxed);
     if (unlikely((no | loop->timers.len) != 0 || loop->skip_left == 0)) {
         if (no || loop->skip_left == 0)

@@ -88,7 +88,7 @@ int aloop__requeue(struct aloop *loop, uint32_t idx, int prio)
             c->state = S_QUEUED;
             loop->nready++;
             loop->movedmask |= 1u << (unsigned)(r - loop->moved);
-            loop->drain_barred = 1;     /* no next iteration in place */
+            loop->drain_bit = 0;        /* no next iteration in place */
             return 0;   /* still part of this drain */
         }
     }
@@ -210,7 +210,7 @@ static void drain_moved(struct aloop *loop, unsigned below)
         unsigned l = 31u - (unsigned)__builtin_clz(todo);
         struct aloop__ring *m = &loop->moved[l];
         loop->draining = (int)l;
-        loop->drain_barred = 1;
+        loop->drain_bit = 0;
         while (m->head != m->tail)
             drain(loop, m, m->head + 1);
         loop->movedmask &= ~(1u << l);
@@ -228,8 +228,7 @@ void aloop__ready_run(struct aloop *loop)
             unsigned l = (unsigned)__builtin_ctz(snap);
             struct aloop__ring *r = &loop->ready[l];
             loop->draining = (int)l;
-            loop->drain_barred = !loop->inplace;
-            loop->drain_bit = snap;
+            loop->drain_bit = loop->inplace ? snap : 0;
             drain(loop, r, r->tail);
             /* queued work only: the next iterations run here (loop.h),
              * which moves drain_end */
@@ -245,7 +244,7 @@ void aloop__ready_run(struct aloop *loop)
         return;
     }
 
-    loop->drain_barred = 1;
+    loop->drain_bit = 0;
     loop->drain_snap = snap;
     for (unsigned m = snap; m; m &= m - 1) {
         unsigned l = (unsigned)__builtin_ctz(m);
