@@ -98,9 +98,10 @@ static inline __attribute__((always_inline)) aloop_id_t call_soon_fast(aloop_t *
 {
     unsigned level = (unsigned)(prio - ALOOP_PRIO_MIN);
     struct aloop__ring *r = &loop->ready[level];
-    /* the atomic first: the compiler reloads across it what was read before */
-    if (unlikely(atomic_load_explicit(&aloop__ctx, memory_order_relaxed) || loop->adopted ||
-                 loop->slab.free == NULL || r->tail - r->head == r->cap))
+    /* the atomic first: the compiler reloads across it what was read before;
+     * an adopted loop's rings have no room for it (limit 0) */
+    if (unlikely(atomic_load_explicit(&aloop__ctx, memory_order_relaxed) ||
+                 loop->slab.free == NULL || r->tail - r->head >= r->limit))
         return call_soon_slow(loop, prio, cb, arg);
     uint32_t idx;
     struct aloop__call *c = aloop__slot_pop(loop, &idx);

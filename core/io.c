@@ -242,7 +242,7 @@ static inline void io_queue(struct aloop *loop, uint32_t idx)
         return;
     unsigned level = (unsigned)(c->prio - ALOOP_PRIO_MIN);
     struct aloop__ring *r = &loop->ready[level];
-    if (unlikely(r->tail - r->head == r->cap)) {
+    if (unlikely(aloop__ring_full(r))) {
         io_queue_grow(loop, c);
         return;
     }

@@ -45,6 +45,8 @@ int aloop__new_with(aloop_t **out, const struct aloop_backend *be, void *host)
     loop->slab.free = NULL;
     loop->wakefd_r = loop->wakefd_w = -1;
     aloop__watched_changed(loop);
+    for (int l = 0; l < ALOOP__NPRIO; l++)     /* empty rings: capacity 0 */
+        loop->ready[l].mask = loop->moved[l].mask = UINT32_MAX;
     for (int s = 0; s < ALOOP__NSIG; s++)
         loop->sig[s].slot = NOSLOT;
     int r = pthread_mutex_init(&loop->inbox_lock, NULL);
@@ -288,4 +290,6 @@ void aloop__dispatch(aloop_t *loop)
 void aloop__set_adopted(aloop_t *loop)
 {
     loop->adopted = 1;
+    for (int l = 0; l < ALOOP__NPRIO; l++)
+        loop->ready[l].limit = 0;     /* call_soon's fast path: not here */
 }

@@ -98,8 +98,18 @@ struct aloop__call;
 struct aloop__entry { struct aloop__call *c; uint32_t tok; };
 struct aloop__ring {
     struct aloop__entry *e;
-    uint32_t cap, mask, head, tail;  /* head/tail run freely; count = tail - head */
+    uint32_t limit;             /* call_soon's fast path while count < limit:
+                                   the capacity, or 0 on an adopted loop
+                                   (whose call_soon tells the host) */
+    uint32_t mask;              /* capacity - 1: UINT32_MAX while empty (e
+                                   NULL), so that capacity = mask + 1 = 0 */
+    uint32_t head, tail;        /* run freely; count = tail - head */
 };
+
+static inline int aloop__ring_full(const struct aloop__ring *r)
+{
+    return r->tail - r->head == r->mask + 1;
+}
 
 /* ---- timer heap: 4-ary min-heap on (when, ord) (timers.c) ---------------- */
 struct aloop__hnode {
@@ -326,7 +336,7 @@ static inline aloop_id_t aloop__slot_id(const struct aloop *loop, uint32_t idx)
 ALOOP__HIDDEN struct aloop__call *aloop__slot_lookup(struct aloop *loop, aloop_id_t id, uint32_t *idx);
 
 /* ready.c */
-ALOOP__HIDDEN int aloop__ring_grow(struct aloop__ring *r);
+ALOOP__HIDDEN int aloop__ring_grow(struct aloop *loop, struct aloop__ring *r);
 ALOOP__HIDDEN void aloop__ready_fini(struct aloop *loop);
 ALOOP__HIDDEN void aloop__ready_run(struct aloop *loop);
 
@@ -359,7 +369,7 @@ static inline __attribute__((always_inline)) int aloop__enqueue_resume(struct al
                                                                       unsigned bit,
                                                                       struct aloop__call *c)
 {
-    if (unlikely(r->tail - r->head == r->cap) && aloop__ring_grow(r) < 0)
+    if (unlikely(aloop__ring_full(r)) && aloop__ring_grow(loop, r) < 0)
         return -ENOMEM;
     struct aloop__entry *e = &r->e[r->tail++ & r->mask];
     e->c = c;
@@ -373,7 +383,7 @@ static inline __attribute__((always_inline)) int aloop__enqueue_resume(struct al
 static inline int aloop__enqueue_at(struct aloop *loop, struct aloop__ring *r, unsigned bit,
                                     struct aloop__call *c)
 {
-    if (unlikely(r->tail - r->head == r->cap) && aloop__ring_grow(r) < 0)
+    if (unlikely(aloop__ring_full(r)) && aloop__ring_grow(loop, r) < 0)
         return -ENOMEM;
     aloop__enqueue_room(loop, r, bit, c);
     return 0;

@@ -8,9 +8,9 @@
 
 #include "loop.h"
 
-int aloop__ring_grow(struct aloop__ring *r)
+int aloop__ring_grow(struct aloop *loop, struct aloop__ring *r)
 {
-    uint32_t cap = r->cap ? r->cap * 2 : 64;
+    uint32_t cap = r->e ? (r->mask + 1) * 2 : 64;
     if (cap == 0)
         return -ENOMEM;
     struct aloop__entry *e = malloc((size_t)cap * sizeof *e);
@@ -22,7 +22,7 @@ int aloop__ring_grow(struct aloop__ring *r)
     free(r->e);
     r->e = e;
     r->mask = cap - 1;
-    r->cap = cap;
+    r->limit = loop->adopted ? 0 : cap;
     return 0;
 }
 
@@ -31,7 +31,7 @@ void aloop__ready_fini(struct aloop *loop)
     for (int l = 0; l < ALOOP__NPRIO; l++) {
         free(loop->ready[l].e);
         free(loop->moved[l].e);
-        loop->ready[l] = loop->moved[l] = (struct aloop__ring){0};
+        loop->ready[l] = loop->moved[l] = (struct aloop__ring){ .mask = UINT32_MAX };
     }
     loop->nready = 0;
     loop->readymask = loop->movedmask = 0;
@@ -81,7 +81,7 @@ int aloop__requeue(struct aloop *loop, uint32_t idx, int prio)
     if (before) {
         int l = prio - ALOOP_PRIO_MIN;
         struct aloop__ring *r = &loop->moved[l < loop->draining ? l : loop->draining];
-        if (r->tail - r->head < r->cap || aloop__ring_grow(r) == 0) {
+        if (!aloop__ring_full(r) || aloop__ring_grow(loop, r) == 0) {
             struct aloop__entry *e = &r->e[r->tail++ & r->mask];
             e->c = c;
             e->tok = ++c->tok;
