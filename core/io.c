@@ -20,7 +20,6 @@
 
 #include "loop.h"
 
-#define NOSLOT UINT32_MAX
 
 static int fd_table_grow(struct aloop *loop, int fd)
 {
@@ -34,7 +33,7 @@ static int fd_table_grow(struct aloop *loop, int fd)
     if (!t)
         return -ENOMEM;
     for (int i = loop->nfds_cap; i < cap; i++)
-        t[i] = (struct aloop__fd){ .rslot = NOSLOT, .wslot = NOSLOT };
+        t[i] = (struct aloop__fd){ 0 };
     loop->fds = t;
     loop->nfds_cap = cap;
     return 0;
@@ -88,13 +87,9 @@ static int add_watcher(aloop_t *loop, int fd, unsigned ev, aloop_io_cb cb, void 
     }
     struct aloop__fd *f = &loop->fds[fd];
     if (f->want & ev) {                     /* replace */
-        if (ev == ALOOP_READABLE) {
-            f->rcb = cb;
-            f->rarg = arg;
-        } else {
-            f->wcb = cb;
-            f->warg = arg;
-        }
+        struct aloop__call *c = ev == ALOOP_READABLE ? f->rc : f->wc;
+        c->iocb = cb;
+        c->arg = arg;
         return 0;
     }
     if (f->want == 0 && f->kernel != 0) {
@@ -108,35 +103,32 @@ static int add_watcher(aloop_t *loop, int fd, unsigned ev, aloop_io_cb cb, void 
         if (r < 0)
             return r;
     }
-    uint32_t idx = aloop__slot_alloc(loop);
-    if (idx == NOSLOT)
+    uint32_t idx;
+    struct aloop__call *c = aloop__slot_take(loop, &idx);
+    if (!c)
         return -ENOMEM;
     unsigned nwant = f->want | ev;
     if (f->kernel == 0) {
         int r = loop->be->modify(loop, fd, 0, nwant);
         if (r < 0) {
-            aloop__slot_free(loop, idx);
+            aloop__slot_release(loop, c, idx);
             return r;
         }
         f = &loop->fds[fd];
         f->kernel = (uint8_t)nwant;
     }
-    struct aloop__call *c = aloop__slot(loop, idx);
+    c->iocb = cb;
+    c->arg = arg;
     c->kind_ctx = ev == ALOOP_READABLE ? K_READ : K_WRITE;  /* no context; one store */
     c->interval = (uint64_t)fd;
     c->prio = f->prio;
     if (f->want == 0 && loop->nwatchers++ == 0)
         aloop__watched_changed(loop);
     f->want = (uint8_t)nwant;
-    if (ev == ALOOP_READABLE) {
-        f->rcb = cb;
-        f->rarg = arg;
-        f->rslot = idx;
-    } else {
-        f->wcb = cb;
-        f->warg = arg;
-        f->wslot = idx;
-    }
+    if (ev == ALOOP_READABLE)
+        f->rc = c;
+    else
+        f->wc = c;
     aloop__notify(loop);
     return 0;
 }
@@ -163,12 +155,12 @@ static int remove_watcher(aloop_t *loop, int fd, unsigned ev)
         int r = loop->be->modify(loop, fd, f->kernel, nwant);
         f->kernel = (r == 0) ? (uint8_t)nwant : 0;
     }
-    uint32_t *slot = ev == ALOOP_READABLE ? &f->rslot : &f->wslot;
-    struct aloop__call *c = aloop__slot(loop, *slot);
+    struct aloop__call **slot = ev == ALOOP_READABLE ? &f->rc : &f->wc;
+    struct aloop__call *c = *slot;
     if (c->state == S_QUEUED)
         aloop__dequeue(loop, c);
-    aloop__slot_free(loop, *slot);
-    *slot = NOSLOT;
+    aloop__slot_release(loop, c, c->idx1 - 1);
+    *slot = NULL;
     f->want &= (uint8_t)~ev;
     if (f->want == 0) {
         if (--loop->nwatchers == 0)
@@ -199,15 +191,12 @@ int aloop_remove_writer(aloop_t *loop, int fd)
     return remove_watcher(loop, fd, ALOOP_WRITABLE);
 }
 
-static int reprioritize(struct aloop *loop, uint32_t idx, int prio)
+static int reprioritize(struct aloop *loop, struct aloop__call *c, int prio)
 {
-    if (idx == NOSLOT)
-        return 0;
-    struct aloop__call *c = aloop__slot(loop, idx);
-    if (c->prio == prio)
+    if (!c || c->prio == prio)
         return 0;
     if (c->state == S_QUEUED)
-        return aloop__requeue(loop, idx, prio);
+        return aloop__requeue(loop, c->idx1 - 1, prio);
     c->prio = (int8_t)prio;
     return 0;
 }
@@ -222,8 +211,8 @@ int aloop_set_io_priority(aloop_t *loop, int fd, int prio)
         return -ENOENT;
     struct aloop__fd *f = &loop->fds[fd];
     f->prio = (int8_t)prio;
-    int r = reprioritize(loop, f->rslot, prio);
-    int w = reprioritize(loop, f->wslot, prio);
+    int r = reprioritize(loop, f->rc, prio);
+    int w = reprioritize(loop, f->wc, prio);
     return r < 0 ? r : w;
 }
 
@@ -235,9 +224,8 @@ static __attribute__((noinline, cold)) void io_queue_grow(struct aloop *loop, st
 }
 
 /* The common case without a stack frame: the slow path is a call of its own. */
-static inline void io_queue(struct aloop *loop, uint32_t idx)
+static inline void io_queue(struct aloop *loop, struct aloop__call *c)
 {
-    struct aloop__call *c = aloop__slot(loop, idx);
     if (c->state == S_QUEUED)
         return;
     unsigned level = (unsigned)(c->prio - ALOOP_PRIO_MIN);
@@ -258,9 +246,9 @@ void aloop__io_ready(aloop_t *loop, int fd, unsigned events)
         events &= f->want;
         if (likely(events != 0)) {
             if (events & ALOOP_READABLE)
-                io_queue(loop, f->rslot);
+                io_queue(loop, f->rc);
             if (events & ALOOP_WRITABLE)
-                io_queue(loop, f->wslot);
+                io_queue(loop, f->wc);
             return;
         }
     }

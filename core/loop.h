@@ -33,7 +33,10 @@ enum aloop__kind { K_CALL, K_TIMER, /* these two first: ready.c's drain runs the
 enum aloop__state { S_FREE, S_IDLE, S_QUEUED, S_ARMED };
 
 struct aloop__call {
-    aloop_cb cb;
+    union {
+        aloop_cb cb;
+        aloop_io_cb iocb;       /* K_READ, K_WRITE: the watcher's callback */
+    };
     void *arg;
     void *ctx;                  /* context captured when queued (tasks layer) */
     union {
@@ -127,9 +130,9 @@ struct aloop__heap {
 
 /* ---- fd table ------------------------------------------------------------ */
 struct aloop__fd {
-    aloop_io_cb rcb, wcb;
-    void *rarg, *warg;
-    uint32_t rslot, wslot;      /* pending slots of the reader / writer */
+    struct aloop__call *rc, *wc;    /* the reader's / writer's slot (K_READ,
+                                   K_WRITE: its callback, arg and fd), or
+                                   NULL */
     uint8_t want;               /* what the user watches */
     uint8_t kernel;             /* what the backend was last told */
     uint8_t changed;            /* on the change list */
@@ -485,12 +488,7 @@ ALOOP__HIDDEN void aloop__io_fini(struct aloop *loop);
 /* Run a reader's or writer's pending slot (K_READ, K_WRITE), now idle. */
 static inline void aloop__io_run(struct aloop *loop, struct aloop__call *c)
 {
-    int fd = (int)c->interval;
-    struct aloop__fd *f = &loop->fds[fd];
-    if (c->kind == K_READ)
-        f->rcb(loop, fd, ALOOP_READABLE, f->rarg);
-    else
-        f->wcb(loop, fd, ALOOP_WRITABLE, f->warg);
+    c->iocb(loop, (int)c->interval, c->kind == K_READ ? ALOOP_READABLE : ALOOP_WRITABLE, c->arg);
 }
 
 /* signal.c */

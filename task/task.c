@@ -893,13 +893,15 @@ int aloop_fd_close(aloop_t *loop, int fd)
         return -EBADF;
     if (fd < loop->nfds_cap) {
         struct aloop__fd *f = &loop->fds[fd];
-        struct aloop_task *rt = (f->want & ALOOP_READABLE) && f->rcb == fd_cb ? f->rarg : NULL;
-        if ((f->want & ALOOP_READABLE) && f->rcb == park_cb) {
-            struct aloop__park *p = f->rarg;
+        struct aloop__call *rc = (f->want & ALOOP_READABLE) ? f->rc : NULL;
+        struct aloop__call *wc = (f->want & ALOOP_WRITABLE) ? f->wc : NULL;
+        struct aloop_task *rt = rc && rc->iocb == fd_cb ? rc->arg : NULL;
+        if (rc && rc->iocb == park_cb) {
+            struct aloop__park *p = rc->arg;
             rt = p->waiter;     /* undo_wait() forgets it */
             p->armed = 0;
         }
-        struct aloop_task *wt = (f->want & ALOOP_WRITABLE) && f->wcb == fd_cb ? f->warg : NULL;
+        struct aloop_task *wt = wc && wc->iocb == fd_cb ? wc->arg : NULL;
         if (rt)
             wake_closed(rt);
         if (wt && wt != rt)
