@@ -77,11 +77,11 @@ static inline __attribute__((always_inline)) aloop_id_t call_soon(aloop_t *loop,
     if (unlikely(!c))
         return -ENOMEM;
     if (unlikely(aloop__enqueue_call(loop, c) < 0)) {
-        aloop__slot_release(loop, c, idx);
+        aloop__slot_release(loop, c);
         return -ENOMEM;
     }
     aloop__notify(loop);
-    return aloop__call_id(c, idx);
+    return aloop__call_id(c);
 }
 
 static __attribute__((noinline)) aloop_id_t call_soon_slow(aloop_t *loop, int prio, aloop_cb cb,
@@ -111,7 +111,7 @@ static inline __attribute__((always_inline)) aloop_id_t call_soon_fast(aloop_t *
      * the drain's load of kind_ctx can be forwarded from */
     c->kind_prio_state = ALOOP__KPS(K_CALL, prio, S_QUEUED);
     aloop__enqueue_marked(loop, r, 1u << level, c);
-    return aloop__call_id(c, idx);
+    return aloop__call_id(c);
 }
 
 aloop_id_t aloop_call_soon_prio(aloop_t *loop, int prio, aloop_cb cb, void *arg)

@@ -111,7 +111,7 @@ static int add_watcher(aloop_t *loop, int fd, unsigned ev, aloop_io_cb cb, void 
     if (f->kernel == 0) {
         int r = loop->be->modify(loop, fd, 0, nwant);
         if (r < 0) {
-            aloop__slot_release(loop, c, idx);
+            aloop__slot_release(loop, c);
             return r;
         }
         f = &loop->fds[fd];
@@ -159,7 +159,7 @@ static int remove_watcher(aloop_t *loop, int fd, unsigned ev)
     struct aloop__call *c = *slot;
     if (c->state == S_QUEUED)
         aloop__dequeue(loop, c);
-    aloop__slot_release(loop, c, c->idx1 - 1);
+    aloop__slot_release(loop, c);
     *slot = NULL;
     f->want &= (uint8_t)~ev;
     if (f->want == 0) {
@@ -216,25 +216,12 @@ int aloop_set_io_priority(aloop_t *loop, int fd, int prio)
     return r < 0 ? r : w;
 }
 
-/* A full ring: grow it (on ENOMEM the event is dropped for this poll; a
- * level-triggered fd reports again at the next). */
-static __attribute__((noinline, cold)) void io_queue_grow(struct aloop *loop, struct aloop__call *c)
-{
-    aloop__enqueue_call(loop, c);
-}
-
-/* The common case without a stack frame: the slow path is a call of its own. */
+/* On ENOMEM the event is dropped for this poll; a level-triggered fd
+ * reports again at the next. */
 static inline void io_queue(struct aloop *loop, struct aloop__call *c)
 {
-    if (c->state == S_QUEUED)
-        return;
-    unsigned level = (unsigned)(c->prio - ALOOP_PRIO_MIN);
-    struct aloop__ring *r = &loop->ready[level];
-    if (unlikely(aloop__ring_full(r))) {
-        io_queue_grow(loop, c);
-        return;
-    }
-    aloop__enqueue_room(loop, r, 1u << level, c);
+    if (c->state != S_QUEUED)
+        aloop__enqueue_call(loop, c);
 }
 
 /* Called for every ready fd of every poll: the watched case first (the

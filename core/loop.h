@@ -308,31 +308,29 @@ static inline void aloop__slot_release_ran(struct aloop *loop, struct aloop__cal
     loop->slab.free = c;
 }
 
-static inline void aloop__slot_release(struct aloop *loop, struct aloop__call *c, uint32_t idx)
+static inline void aloop__slot_release(struct aloop *loop, struct aloop__call *c)
 {
     if (unlikely(c->ctx != NULL)) {
         atomic_load_explicit(&aloop__ctx, memory_order_relaxed)->release(c->ctx);
         aloop__slot_set_ctx(c, NULL);
     }
     c->tok++;                   /* entries still queued for it are stale */
-    (void)idx;
     aloop__slot_release_ran(loop, c);
 }
 
 static inline void aloop__slot_free(struct aloop *loop, uint32_t idx)
 {
-    aloop__slot_release(loop, aloop__slot(loop, idx), idx);
+    aloop__slot_release(loop, aloop__slot(loop, idx));
 }
 
-static inline aloop_id_t aloop__call_id(const struct aloop__call *c, uint32_t idx)
+static inline aloop_id_t aloop__call_id(const struct aloop__call *c)
 {
-    (void)idx;
     return (aloop_id_t)c->id;   /* one load: (gen << 32) | (idx + 1) */
 }
 
 static inline aloop_id_t aloop__slot_id(const struct aloop *loop, uint32_t idx)
 {
-    return aloop__call_id(aloop__slot(loop, idx), idx);
+    return aloop__call_id(aloop__slot(loop, idx));
 }
 
 /* The slot an id names, if it is still live (queued or armed user call). */
@@ -364,30 +362,17 @@ static inline void aloop__enqueue_room(struct aloop *loop, struct aloop__ring *r
     aloop__enqueue_marked(loop, r, bit, c);
 }
 
-/* The same for a task's resume (K_TASK), known to be idle: no qpos, which
- * only aloop__requeue reads and a task's resume never meets (its priority
- * is fixed).  -ENOMEM. */
-static inline __attribute__((always_inline)) int aloop__enqueue_resume(struct aloop *loop,
-                                                                      struct aloop__ring *r,
-                                                                      unsigned bit,
-                                                                      struct aloop__call *c)
-{
-    if (unlikely(aloop__ring_full(r)) && aloop__ring_grow(loop, r) < 0)
-        return -ENOMEM;
-    struct aloop__entry *e = &r->e[r->tail++ & r->mask];
-    e->c = c;
-    e->tok = ++c->tok;
-    c->state = S_QUEUED;
-    loop->nready++;
-    loop->readymask |= bit;
-    return 0;
-}
+/* The same for a full ring, the ring of c's level: grow it first (ready.c,
+ * out of line and cold, with few arguments, so that callers of
+ * aloop__enqueue_at keep little or no frame for it).  -ENOMEM. */
+ALOOP__HIDDEN int aloop__enqueue_grow(struct aloop *loop, struct aloop__call *c);
 
+/* r and bit: the ring of c's level and its bit */
 static inline int aloop__enqueue_at(struct aloop *loop, struct aloop__ring *r, unsigned bit,
                                     struct aloop__call *c)
 {
-    if (unlikely(aloop__ring_full(r)) && aloop__ring_grow(loop, r) < 0)
-        return -ENOMEM;
+    if (unlikely(aloop__ring_full(r)))
+        return aloop__enqueue_grow(loop, c);
     aloop__enqueue_room(loop, r, bit, c);
     return 0;
 }

@@ -26,6 +26,16 @@ int aloop__ring_grow(struct aloop *loop, struct aloop__ring *r)
     return 0;
 }
 
+__attribute__((cold)) int aloop__enqueue_grow(struct aloop *loop, struct aloop__call *c)
+{
+    unsigned level = (unsigned)(c->prio - ALOOP_PRIO_MIN);
+    struct aloop__ring *r = &loop->ready[level];
+    int rc = aloop__ring_grow(loop, r);
+    if (rc == 0)
+        aloop__enqueue_room(loop, r, 1u << level, c);
+    return rc;
+}
+
 void aloop__ready_fini(struct aloop *loop)
 {
     for (int l = 0; l < ALOOP__NPRIO; l++) {

@@ -346,7 +346,7 @@ static __attribute__((noinline)) aloop_id_t new_timer(aloop_t *loop, uint64_t wh
     if (unlikely(!c))
         return -ENOMEM;
     if (unlikely(idx >= loop->timers.npos) && pos_grow(loop) < 0) {
-        aloop__slot_release(loop, c, idx);
+        aloop__slot_release(loop, c);
         return -ENOMEM;
     }
     c->cb = cb;
@@ -356,7 +356,7 @@ static __attribute__((noinline)) aloop_id_t new_timer(aloop_t *loop, uint64_t wh
     c->interval = interval;
     heap_push(loop, c, idx, when);
     aloop__notify(loop);
-    return aloop__call_id(c, idx);
+    return aloop__call_id(c);
 }
 
 /* now + delay, saturating */
@@ -387,7 +387,7 @@ static inline __attribute__((always_inline)) aloop_id_t timer_fast(aloop_t *loop
     c->prio = ALOOP_PRIO_DEFAULT;
     c->kind_ctx = K_TIMER;      /* no context (see above) */
     c->state = S_ARMED;
-    aloop_id_t id = aloop__call_id(c, idx);
+    aloop_id_t id = aloop__call_id(c);
     /* sift up: the new seq is the largest, so among equal deadlines the new
      * timer goes last and only deadlines need comparing */
     struct aloop__hnode *h = hp->n;
@@ -448,7 +448,7 @@ static __attribute__((noinline)) int cancel_slow(aloop_t *loop, struct aloop__ca
         aloop__dequeue(loop, c);
     else
         return -ENOENT;
-    aloop__slot_release(loop, c, idx);
+    aloop__slot_release(loop, c);
     aloop__notify(loop);
     return 0;
 }

@@ -407,7 +407,7 @@ static void resume_cb(aloop_t *loop, void *arg)
 static inline __attribute__((always_inline)) int queue_resume(struct aloop_task *t)
 {
     aloop_t *loop = t->loop;
-    if (unlikely(aloop__enqueue_resume(loop, t->ring, t->rbit, t->rslot) < 0))
+    if (unlikely(aloop__enqueue_at(loop, t->ring, t->rbit, t->rslot) < 0))
         return -ENOMEM;
     aloop__notify(loop);
     return 0;
@@ -728,7 +728,7 @@ int aloop_yield(void)
         return r;
     /* a task runs inside the loop's iteration (aloop_run, or the adopted
      * host's aloop__dispatch): no host to tell (aloop__notify) */
-    if (unlikely(aloop__enqueue_resume(t->loop, t->ring, t->rbit, t->rslot) < 0))
+    if (unlikely(aloop__enqueue_at(t->loop, t->ring, t->rbit, t->rslot) < 0))
         return -ENOMEM;
     t->wait_rc = 0;
     return suspend(t, W_SOON);

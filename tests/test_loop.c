@@ -440,7 +440,7 @@ END_TEST
 /* A self-requeueing callback does not starve a ready reader: within one run,
  * the poll is skipped at most 63 iterations in a row. */
 static struct {
-    int wfd, iter, write_at, read_at, done;
+    int wfd, rfd, iter, write_at, added_at, read_at, done, rc;
 } NS;
 
 static void ns_spinner(aloop_t *loop, void *arg)
@@ -493,35 +493,20 @@ END_TEST
 /* A reader added by a chain that has run for a while with nothing watched
  * (every poll skipped, as nothing could be found) is polled within 64
  * iterations of the add: the polls skipped before it count, and the chain
- * does not go on in place past the limit. */
-static struct {
-    int rfd, iter, added_at, read_at, rc;
-} LW;
-
-static void lw_reader(aloop_t *loop, int fd, unsigned events, void *arg)
-{
-    char c;
-    (void)events;
-    (void)arg;
-    if (!LW.read_at)
-        LW.read_at = LW.iter;
-    (void)!read(fd, &c, 1);
-    aloop_remove_reader(loop, fd);
-}
-
+ * does not go on in place past the limit.  (NS and ns_reader above.) */
 static void lw_link(aloop_t *loop, void *arg)
 {
-    LW.iter++;
-    if (LW.iter == 1000) {
-        LW.rc = aloop_add_reader(loop, LW.rfd, lw_reader, NULL);
-        LW.added_at = LW.iter;
+    NS.iter++;
+    if (NS.iter == 1000) {
+        NS.rc = aloop_add_reader(loop, NS.rfd, ns_reader, NULL);
+        NS.added_at = NS.iter;
     }
-    if (LW.read_at || LW.iter >= 100000 || LW.rc < 0) {
+    if (NS.done || NS.iter >= 100000 || NS.rc < 0) {
         aloop_stop(loop);
         return;
     }
     if (aloop_call_soon(loop, lw_link, arg) <= 0) {
-        LW.rc = -1;
+        NS.rc = -1;
         aloop_stop(loop);
     }
 }
@@ -531,16 +516,16 @@ START_TEST(test_watcher_added_mid_chain_is_polled)
     aloop_t *l = NEW_LOOP();
     int p[2];
     mk_pipe(p);
-    memset(&LW, 0, sizeof LW);
-    LW.rfd = p[0];
+    memset(&NS, 0, sizeof NS);
+    NS.rfd = p[0];
     put(p[1]);      /* readable before the reader exists */
     ck_assert_int_gt(aloop_call_soon(l, lw_link, NULL), 0);
     ck_assert_int_eq(aloop_run(l, ALOOP_RUN_DEFAULT), 0);
-    ck_assert_int_eq(LW.rc, 0);
-    ck_assert_int_eq(LW.added_at, 1000);
-    ck_assert_msg(LW.read_at > LW.added_at && LW.read_at - LW.added_at <= 64,
+    ck_assert_int_eq(NS.rc, 0);
+    ck_assert_int_eq(NS.added_at, 1000);
+    ck_assert_msg(NS.read_at > NS.added_at && NS.read_at - NS.added_at <= 64,
                   "reader added at iteration %d fired at %d (within 64 expected)",
-                  LW.added_at, LW.read_at);
+                  NS.added_at, NS.read_at);
     close_loop(l);
     close2(p);
 }
