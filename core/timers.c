@@ -472,13 +472,10 @@ int aloop_cancel(aloop_t *loop, aloop_id_t id)
     if (unlikely(c->state != S_ARMED || c->ctx != NULL || loop->adopted))
         return cancel_slow(loop, c, idx);
     uint32_t i = loop->timers.pos[idx];
-    /* free the slot (aloop__slot_release), then take its node out: the
-     * heap never writes the position of the node it deletes */
-    c->state = S_FREE;
+    /* free the slot (aloop__slot_release, its context known NULL), then
+     * take its node out: the heap never writes the position of the node it
+     * deletes */
     c->tok++;
-    if (likely(aloop__gen_next(c))) {
-        c->next_free = loop->slab.free;
-        loop->slab.free = c;
-    }
+    aloop__slot_release_ran(loop, c);
     return heap_delete_inline(loop, i);
 }
