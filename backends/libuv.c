@@ -288,22 +288,33 @@ static void on_signal(uv_signal_t *h, int signum)
     aloop__signal_ready(b->loop, signum);
 }
 
+/* libuv sets SIG_DFL when the last uv_signal_t of a signal (ours or the
+ * host's) stops; then the old disposition comes back.  Between the two a
+ * signal would take the default action -- for most, killing the process --
+ * so the signal is blocked in this thread meanwhile: one sent to it (or
+ * raised) is delivered on unblocking, to the disposition put back.  (One
+ * sent to the process may still be taken by another thread that does not
+ * block it; libuv has no way to hand a signal back without that window.) */
 static void sig_stop(uv_signal_t *s)
 {
     int signum = s->signum;
     if (!uv_is_active((uv_handle_t *)s))
         return;
+    sigset_t one, old;
+    sigemptyset(&one);
+    sigaddset(&one, signum);
+    int masked = pthread_sigmask(SIG_BLOCK, &one, &old) == 0;
     pthread_mutex_lock(&sig_lock);
     uv_signal_stop(s);
     if (--sig_users[signum] == 0) {
-        /* libuv set SIG_DFL if no uv_signal_t (ours or the host's) is left
-         * for it; then the old disposition comes back */
         struct sigaction cur;
         if (sigaction(signum, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
             cur.sa_handler == SIG_DFL)
             sigaction(signum, &sig_saved[signum], NULL);
     }
     pthread_mutex_unlock(&sig_lock);
+    if (masked)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void close_handle(struct ub *b, uv_handle_t *h);

@@ -1718,6 +1718,52 @@ START_TEST(test_signal_remove_restores)
 }
 END_TEST
 
+/* Adding and removing a handler while a thread keeps sending the signal:
+ * each removal hands the signal straight back to the disposition from
+ * before (here a handler of the program's own), never to the default
+ * action for a moment (which, for SIGUSR2, would kill the process). */
+static struct { pthread_t target; atomic_int done, sent; } SU;
+
+static void *su_storm(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&SU.done)) {
+        pthread_kill(SU.target, SIGUSR2);
+        atomic_fetch_add(&SU.sent, 1);
+        /* not flat out: libuv's handler takes a lock through a pipe, and a
+         * storm of signals would leave the loop's thread no time */
+        nanosleep(&(struct timespec){ 0, 2000 }, NULL);
+    }
+    return NULL;
+}
+
+START_TEST(test_signal_remove_under_fire)
+{
+    aloop_t *l = NEW_LOOP();
+    int n = 0;
+    pthread_t th;
+    install_my_handler(SIGUSR2);
+    SU.target = pthread_self();
+    atomic_store(&SU.done, 0);
+    atomic_store(&SU.sent, 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, su_storm, NULL), 0);
+    for (int k = 0; k < 20000; k++) {
+        ck_assert_int_eq(aloop_add_signal_handler(l, SIGUSR2, cb_count, &n), 0);
+        ck_assert_int_ge(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+        ck_assert_int_eq(aloop_remove_signal_handler(l, SIGUSR2), 0);
+    }
+    atomic_store(&SU.done, 1);
+    pthread_join(th, NULL);
+    ck_assert_int_gt(atomic_load(&SU.sent), 0);
+    int before = g_my_handler_count;
+    raise(SIGUSR2);
+    ck_assert_int_eq(g_my_handler_count, before + 1);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    close_loop(l);
+    signal(SIGUSR2, SIG_DFL);
+}
+END_TEST
+
 START_TEST(test_signal_invalid)
 {
     aloop_t *l = NEW_LOOP();
@@ -2696,6 +2742,7 @@ static void add_all_tests(TCase *tc, int i)
         test_signal_handler,
         test_signal_coalesced,
         test_signal_remove_restores,
+        test_signal_remove_under_fire,
         test_signal_invalid,
         test_signal_replace,
         test_two_loops,
