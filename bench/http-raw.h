@@ -53,7 +53,17 @@ static void http_out(struct http_conn *c, const char *p, size_t n)
     c->outlen += n;
 }
 
-/* Handle every complete request in c->in, appending responses to c->out. */
+/* Whether line [l, le) (le at its '\n') is empty: "\n" or "\r\n". */
+static int http_blank(const char *l, const char *le)
+{
+    return l == le || (l + 1 == le && l[0] == '\r');
+}
+
+/* Handle every complete request in c->in, appending responses to c->out.
+ * Line by line with memchr, as http-hello reads them with readline: a line
+ * ends at '\n' ("\r\n" or a bare "\n"), blank lines before a request are
+ * skipped, the head ends at a blank line.  Nothing is consumed until a
+ * request's head is complete. */
 static void http_process(struct http_conn *c)
 {
     size_t off = 0;
@@ -65,36 +75,48 @@ static void http_process(struct http_conn *c)
             if (c->skip)
                 break;
         }
-        while (off + 1 < c->inlen && c->in[off] == '\r' && c->in[off + 1] == '\n')
-            off += 2;
-        char *head = c->in + off;
-        char *end = memmem(head, c->inlen - off, "\r\n\r\n", 4);
-        if (!end) {
-            if (c->inlen - off == HTTP_IN_CAP || (off == 0 && c->inlen == HTTP_IN_CAP)) {
+        char *head = c->in + off, *lim = c->in + c->inlen;
+        char *eol = memchr(head, '\n', (size_t)(lim - head));
+        if (!eol) {
+            if (off == 0 && c->inlen == HTTP_IN_CAP) {     /* a line longer than the buffer */
                 http_out(c, http_bad, sizeof http_bad - 1);
                 c->closing = 1;
             }
             break;
         }
-        size_t hlen = (size_t)(end - head) + 4;
-        char *eol = memmem(head, hlen, "\r\n", 2);
-        int get = !memcmp(head, "GET ", 4), hd = !memcmp(head, "HEAD ", 5);
-        int keep = !memmem(head, (size_t)(eol - head), "HTTP/1.0", 8);
+        if (http_blank(head, eol)) {
+            off = (size_t)(eol + 1 - c->in);
+            continue;
+        }
+        size_t rlen = (size_t)(eol + 1 - head);
+        int get = rlen > 4 && !memcmp(head, "GET ", 4), hd = rlen > 5 && !memcmp(head, "HEAD ", 5);
+        int keep = !memmem(head, rlen, "HTTP/1.0", 8);
         long length = 0;
-        for (char *l = eol + 2; l < end; l = memmem(l, (size_t)(end + 2 - l), "\r\n", 2) + 2) {
-            if (!strncasecmp(l, "Connection:", 11)) {
-                char *le = memmem(l, (size_t)(end + 2 - l), "\r\n", 2);
-                if (memmem(l, (size_t)(le - l), "close", 5) || memmem(l, (size_t)(le - l), "Close", 5))
+        char *l = eol + 1, *le;
+        for (;; l = le + 1) {
+            le = memchr(l, '\n', (size_t)(lim - l));
+            if (!le || http_blank(l, le))
+                break;
+            size_t n = (size_t)(le - l);
+            if (n >= 11 && !strncasecmp(l, "Connection:", 11)) {
+                if (memmem(l, n, "close", 5) || memmem(l, n, "Close", 5))
                     keep = 0;
-                else if (memmem(l, (size_t)(le - l), "eep-alive", 9))
+                else if (memmem(l, n, "eep-alive", 9))
                     keep = 1;
-            } else if (!strncasecmp(l, "Content-Length:", 15)) {
+            } else if (n >= 15 && !strncasecmp(l, "Content-Length:", 15)) {
                 length = strtol(l + 15, NULL, 10);
-            } else if (!strncasecmp(l, "Transfer-Encoding:", 18)) {
+            } else if (n >= 18 && !strncasecmp(l, "Transfer-Encoding:", 18)) {
                 length = -1;
             }
         }
-        off += hlen;
+        if (!le) {          /* the head is not complete yet */
+            if (off == 0 && c->inlen == HTTP_IN_CAP) {
+                http_out(c, http_bad, sizeof http_bad - 1);
+                c->closing = 1;
+            }
+            break;
+        }
+        off = (size_t)(le + 1 - c->in);
         if (length < 0) {
             http_out(c, http_bad, sizeof http_bad - 1);
             c->closing = 1;
