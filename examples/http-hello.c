@@ -81,7 +81,11 @@ static void serve(aloop_stream_t *c, void *arg)
                 return;
             }
         }
-        if (length < 0 || skip(c, length) < 0)
+        if (length < 0) {
+            aloop_stream_write(c, bad, sizeof bad - 1);
+            return;
+        }
+        if (skip(c, length) < 0)
             return;
         int r;
         if (get || head) {
