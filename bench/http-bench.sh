@@ -26,8 +26,8 @@ PORT=${HTTP_BENCH_PORT:-18123}
 # wrk -t1 costs more per request than any of these servers, so it is the
 # bottleneck at 100 % with the servers idle 15 %, and requests/s rank the
 # servers by how well their replies batch for wrk -- on 2 CPUs here,
-# aloop-poll came first by 9 % while it spent 8 % more CPU per request than
-# aloop-epoll, and last by 7 % when shared (BENCHMARKS.md, eighth session).
+# aloop-poll came first by ~10 % while it spent ~6 % more CPU per request
+# than aloop-epoll, and last when shared (BENCHMARKS.md, eighth session).
 # HTTP_BENCH_PIN=0: no pinning.
 SRV_PIN='' WRK_PIN=''
 PIN=${HTTP_BENCH_PIN:-shared}
@@ -57,7 +57,7 @@ cpu_ticks() {   # pid -> utime + stime of the whole process, in clock ticks
     sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
 }
 
-run_one() {     # target port -> "requests/s cpu-µs/request" (0 0 on failure); errors to stderr
+run_one() {     # target port -> "requests/s cpu-µs/request server-busy-% wrk-busy-%" (0s on failure); errors to stderr
     t=$1
     PORT=$2
     case $t in
