@@ -59,6 +59,16 @@ static int http_blank(const char *l, const char *le)
     return l == le || (l + 1 == le && l[0] == '\r');
 }
 
+/* A request's head is not complete at c->in + off: wait for more, unless
+ * it fills the whole buffer (a head longer than the buffer: 400, close). */
+static void http_incomplete(struct http_conn *c, size_t off)
+{
+    if (off == 0 && c->inlen == HTTP_IN_CAP) {
+        http_out(c, http_bad, sizeof http_bad - 1);
+        c->closing = 1;
+    }
+}
+
 /* Handle every complete request in c->in, appending responses to c->out.
  * Line by line with memchr, as http-hello reads them with readline: a line
  * ends at '\n' ("\r\n" or a bare "\n"), blank lines before a request are
@@ -78,10 +88,7 @@ static void http_process(struct http_conn *c)
         char *head = c->in + off, *lim = c->in + c->inlen;
         char *eol = memchr(head, '\n', (size_t)(lim - head));
         if (!eol) {
-            if (off == 0 && c->inlen == HTTP_IN_CAP) {     /* a line longer than the buffer */
-                http_out(c, http_bad, sizeof http_bad - 1);
-                c->closing = 1;
-            }
+            http_incomplete(c, off);
             break;
         }
         if (http_blank(head, eol)) {
@@ -110,10 +117,7 @@ static void http_process(struct http_conn *c)
             }
         }
         if (!le) {          /* the head is not complete yet */
-            if (off == 0 && c->inlen == HTTP_IN_CAP) {
-                http_out(c, http_bad, sizeof http_bad - 1);
-                c->closing = 1;
-            }
+            http_incomplete(c, off);
             break;
         }
         off = (size_t)(le + 1 - c->in);
