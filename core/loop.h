@@ -19,6 +19,7 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 #define ALOOP__NPRIO  (ALOOP_PRIO_MAX - ALOOP_PRIO_MIN + 1)
+#define ALOOP__BAR    (1u << 31)    /* drain_bit: no next iteration in place */
 #define ALOOP__NSIG   65          /* signals 1..64 */
 
 /* ---- calls: deferred calls, timers, and the pending slots of watchers ----
@@ -53,10 +54,11 @@ struct aloop__call {
             uint32_t gen;       /* generation, bumped when freed */
         };
     };
-    uint32_t tok;               /* bumped on every enqueue and free: ready
-                                   entries with another tok are stale */
-    uint32_t qpos;              /* queued: its entry's position in the ready
-                                   ring of its level (aloop__requeue) */
+    uint32_t mring;             /* queued in a moved ring (set_priority in a
+                                   drain): that ring's level + 1; else 0 */
+    uint32_t qpos;              /* queued: its entry's position in its ring
+                                   (the ready ring of its level, or moved
+                                   ring mring - 1), which a dequeue clears */
     union {
         struct {
             union {
@@ -93,14 +95,15 @@ struct aloop__slab {
                                    lookup on the way), NULL when empty */
 };
 
-/* ---- ready queue: one FIFO ring per priority of (slot, tok) ---------------
- * The slot's address rides along so that a drain reaches it with one load
- * less (no chunk table) on the path every callback and task resume takes;
- * its index is in the slot. */
+/* ---- ready queue: one FIFO ring per priority of slot addresses -----------
+ * An entry is the slot's address (its index is in the slot), so a drain
+ * reaches it with no chunk table.  A queued slot knows its entry's place
+ * (qpos, mring): taking it off the queue -- cancel, a removed watcher, a
+ * new priority -- clears that entry to NULL, which the drain skips.  So a
+ * slot has at most one entry that is not NULL, and only while S_QUEUED. */
 struct aloop__call;
-struct aloop__entry { struct aloop__call *c; uint32_t tok; };
 struct aloop__ring {
-    struct aloop__entry *e;
+    struct aloop__call **e;
     uint32_t limit;             /* call_soon's fast path while count < limit:
                                    the capacity, or 0 on an adopted loop
                                    (whose call_soon tells the host) */
@@ -165,9 +168,10 @@ struct aloop {
                                    its next iteration may begin in place
                                    (aloop__ready_next_iteration): inplace,
                                    a drain of one level only, nothing moved
-                                   by set_priority.  Else 0, which bars it:
-                                   readymask ^ 0 is never 0 while the ring
-                                   holds entries */
+                                   by set_priority.  Else ALOOP__BAR, a bit
+                                   no level has, so readymask ^ it is never
+                                   0 (not even while a moved ring, which
+                                   readymask does not count, is drained) */
     uint32_t skip_left;         /* polls that may still be skipped in a row
                                    (skip_max - skip_left: skipped so far) */
     uint32_t skip_max;          /* polls that may be skipped in a row: 63
@@ -295,10 +299,8 @@ static inline int aloop__gen_next(struct aloop__call *c)
     return (int64_t)c->id >= 0;
 }
 
-/* Free a slot whose only ready entry was just popped to run it (no context):
- * no entry is left to invalidate, so its token stays (the next enqueue bumps
- * it).  One read-modify-write less on the chain of dependent stores that a
- * call_soon chain is bound by. */
+/* Free a slot that is not queued (its entry was just popped to run it, or
+ * it never had one) and holds no context. */
 static inline void aloop__slot_release_ran(struct aloop *loop, struct aloop__call *c)
 {
     c->state = S_FREE;
@@ -308,13 +310,16 @@ static inline void aloop__slot_release_ran(struct aloop *loop, struct aloop__cal
     loop->slab.free = c;
 }
 
+static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c);
+
 static inline void aloop__slot_release(struct aloop *loop, struct aloop__call *c)
 {
     if (unlikely(c->ctx != NULL)) {
         atomic_load_explicit(&aloop__ctx, memory_order_relaxed)->release(c->ctx);
         aloop__slot_set_ctx(c, NULL);
     }
-    c->tok++;                   /* entries still queued for it are stale */
+    if (unlikely(c->state == S_QUEUED))     /* callers dequeue first: a safety net */
+        aloop__dequeue(loop, c);
     aloop__slot_release_ran(loop, c);
 }
 
@@ -347,9 +352,7 @@ static inline void aloop__enqueue_marked(struct aloop *loop, struct aloop__ring 
                                          struct aloop__call *c)
 {
     uint32_t pos = r->tail++;
-    struct aloop__entry *e = &r->e[pos & r->mask];
-    e->c = c;
-    e->tok = ++c->tok;
+    r->e[pos & r->mask] = c;
     c->qpos = pos;
     loop->nready++;
     loop->readymask |= bit;
@@ -391,10 +394,15 @@ static inline int aloop__enqueue(struct aloop *loop, uint32_t idx)
 /* Give a queued slot a new priority (calls.c, io.c). */
 ALOOP__HIDDEN int aloop__requeue(struct aloop *loop, uint32_t idx, int prio);
 
-/* Make a queued slot's pending entry stale. */
+/* Take a queued slot off the queue: clear its entry. */
 static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
 {
-    c->tok++;
+    struct aloop__ring *r = c->mring ? &loop->moved[c->mring - 1]
+                                     : &loop->ready[c->prio - ALOOP_PRIO_MIN];
+    struct aloop__call **e = &r->e[c->qpos & r->mask];
+    if (likely(*e == c))
+        *e = NULL;
+    c->mring = 0;
     c->state = S_IDLE;
     loop->nready--;
 }
@@ -418,7 +426,7 @@ static inline __attribute__((always_inline)) int aloop__ready_next_iteration(str
 {
     /* One branch for all the rules: live entries exist only in r when
      * readymask is r's bit alone and nothing moved (a move, like every
-     * other bar, zeroes drain_bit).  If r holds none (every
+     * other bar, sets drain_bit to ALOOP__BAR).  If r holds none (every
      * entry left was cancelled), the iteration begun here runs nothing and
      * the loop goes on as after any empty iteration: no test of nready.
      * What iterate() reads only when ALOOP__WAKE is set -- the inbox, a
@@ -450,9 +458,8 @@ static inline __attribute__((always_inline)) void *aloop__ready_take(struct aloo
         return NULL;
     if (r->head == loop->drain_end && (r->head == r->tail || !aloop__ready_next_iteration(loop, r)))
         return NULL;
-    const struct aloop__entry *e = &r->e[r->head & r->mask];
-    struct aloop__call *c = e->c;
-    if (c->tok != e->tok || c->kind != K_TASK)
+    struct aloop__call *c = r->e[r->head & r->mask];
+    if (!c || c->kind != K_TASK)
         return NULL;
     r->head++;
     loop->nready--;

@@ -1,9 +1,9 @@
 /* ready.c -- the ready queue: one FIFO ring per priority level.
  *
- * Entries are (slot, tok).  Cancelling or moving a queued slot bumps its
- * tok, so its old entry is skipped when reached: O(1) cancel without a doubly
- * linked list.  Only entries queued before the drain starts run in it
- * (asyncio's rule): the drain counts each level first. */
+ * Entries are slot addresses.  Cancelling or moving a queued slot clears its
+ * entry (the slot keeps its place), which is skipped when reached: O(1)
+ * cancel without a doubly linked list.  Only entries queued before the drain
+ * starts run in it (asyncio's rule): the drain notes where each level ends. */
 #include <stdlib.h>
 
 #include "loop.h"
@@ -13,7 +13,7 @@ int aloop__ring_grow(struct aloop *loop, struct aloop__ring *r)
     uint32_t cap = r->e ? (r->mask + 1) * 2 : 64;
     if (cap == 0)
         return -ENOMEM;
-    struct aloop__entry *e = malloc((size_t)cap * sizeof *e);
+    struct aloop__call **e = malloc((size_t)cap * sizeof *e);
     if (!e)
         return -ENOMEM;
     /* head and tail run freely; keep each entry at its index mod cap */
@@ -51,15 +51,9 @@ void aloop__ready_fini(struct aloop *loop)
  * progress began (an iteration begun in place is a drain of its own). */
 static int queued_before(const struct aloop *loop, const struct aloop__call *c)
 {
-    /* a moved ring holds nothing else: search the few there */
-    for (unsigned m = loop->movedmask; m; m &= m - 1) {
-        const struct aloop__ring *r = &loop->moved[__builtin_ctz(m)];
-        for (uint32_t i = r->head; i != r->tail; i++) {
-            const struct aloop__entry *e = &r->e[i & r->mask];
-            if (e->c == c && e->tok == c->tok)
-                return 1;
-        }
-    }
+    /* a moved ring holds nothing else */
+    if (c->mring)
+        return 1;
     /* else its entry is in the ready ring of its level, at qpos (not yet
      * popped, so at or past the head): before the end this drain stops at?
      * A level other than the one draining, in a drain of one level, had no
@@ -84,32 +78,28 @@ static int queued_before(const struct aloop *loop, const struct aloop__call *c)
 int aloop__requeue(struct aloop *loop, uint32_t idx, int prio)
 {
     struct aloop__call *c = aloop__slot(loop, idx);
-    int8_t old = c->prio;
     int before = loop->draining >= 0 && queued_before(loop, c);
+    int l = prio - ALOOP_PRIO_MIN;
+    struct aloop__ring *r = before ? &loop->moved[l < loop->draining ? l : loop->draining]
+                                   : &loop->ready[l];
+    /* room first: on -ENOMEM the slot keeps its entry and priority */
+    if (aloop__ring_full(r) && aloop__ring_grow(loop, r) < 0)
+        return -ENOMEM;
     aloop__dequeue(loop, c);
     c->prio = (int8_t)prio;
-    if (before) {
-        int l = prio - ALOOP_PRIO_MIN;
-        struct aloop__ring *r = &loop->moved[l < loop->draining ? l : loop->draining];
-        if (!aloop__ring_full(r) || aloop__ring_grow(loop, r) == 0) {
-            struct aloop__entry *e = &r->e[r->tail++ & r->mask];
-            e->c = c;
-            e->tok = ++c->tok;
-            c->state = S_QUEUED;
-            loop->nready++;
-            loop->movedmask |= 1u << (unsigned)(r - loop->moved);
-            loop->drain_bit = 0;        /* no next iteration in place */
-            return 0;   /* still part of this drain */
-        }
+    c->state = S_QUEUED;
+    if (!before) {
+        aloop__enqueue_marked(loop, r, 1u << l, c);
+        return 0;
     }
-    if (aloop__enqueue(loop, idx) < 0) {
-        c->prio = old;
-        c->tok--;       /* the old entry is live again */
-        c->state = S_QUEUED;
-        loop->nready++;
-        return -ENOMEM;
-    }
-    return 0;
+    uint32_t pos = r->tail++;
+    r->e[pos & r->mask] = c;
+    c->qpos = pos;
+    c->mring = (uint32_t)(r - loop->moved) + 1;
+    loop->nready++;
+    loop->movedmask |= 1u << (unsigned)(r - loop->moved);
+    loop->drain_bit = ALOOP__BAR; /* no next iteration in place */
+    return 0;                   /* still part of this drain */
 }
 
 /* Call cb in the context it was scheduled in. */
@@ -185,9 +175,8 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
 static inline void drain_to_end(struct aloop *loop, struct aloop__ring *r)
 {
     while (r->head != loop->drain_end) {
-        struct aloop__entry e = r->e[r->head++ & r->mask];
-        struct aloop__call *c = e.c;
-        if (c->tok != e.tok)
+        struct aloop__call *c = r->e[r->head++ & r->mask];
+        if (!c)
             continue;           /* cancelled or moved */
         loop->nready--;
         if (likely(c->kind_ctx <= K_TIMER)) {   /* kind <= K_TIMER, no context */
@@ -199,6 +188,7 @@ static inline void drain_to_end(struct aloop *loop, struct aloop__ring *r)
             c->state = S_IDLE;      /* a ready fd's watcher (never with a context), inline too */
             aloop__io_run(loop, c);
         } else {
+            c->state = S_IDLE;      /* popped: no entry to clear any more */
             run_one(loop, c->idx1 - 1, c);
         }
     }
@@ -211,19 +201,31 @@ static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t end
     drain_to_end(loop, r);
 }
 
+/* Drain the moved ring of level l until it is empty (a slot moved again
+ * while it drains lands in it, or in a lower level's). */
+static void drain_moved_level(struct aloop *loop, unsigned l)
+{
+    struct aloop__ring *m = &loop->moved[l];
+    loop->draining = (int)l;
+    loop->drain_bit = ALOOP__BAR;
+    while (m->head != m->tail) {
+        struct aloop__call *c = m->e[m->head & m->mask];
+        if (c)
+            c->mring = 0;       /* popped by this drain */
+        drain(loop, m, m->head + 1);
+    }
+    loop->movedmask &= ~(1u << l);
+}
+
 /* Drain the moved rings of the levels in `below`, highest first, until none
- * is left (entries moved meanwhile land at or below the level draining). */
+ * is left: a drain of one level, whose lower levels hold no entries queued
+ * before it. */
 static void drain_moved(struct aloop *loop, unsigned below)
 {
     unsigned todo;
     while ((todo = loop->movedmask & below) != 0) {
         unsigned l = 31u - (unsigned)__builtin_clz(todo);
-        struct aloop__ring *m = &loop->moved[l];
-        loop->draining = (int)l;
-        loop->drain_bit = 0;
-        while (m->head != m->tail)
-            drain(loop, m, m->head + 1);
-        loop->movedmask &= ~(1u << l);
+        drain_moved_level(loop, l);
         below = (1u << l) - 1;
     }
 }
@@ -238,7 +240,7 @@ void aloop__ready_run(struct aloop *loop)
             unsigned l = (unsigned)__builtin_ctz(snap);
             struct aloop__ring *r = &loop->ready[l];
             loop->draining = (int)l;
-            loop->drain_bit = loop->inplace ? snap : 0;
+            loop->drain_bit = loop->inplace ? snap : ALOOP__BAR;
             drain(loop, r, r->tail);
             /* queued work only: the next iterations run here (loop.h),
              * which moves drain_end */
@@ -254,7 +256,7 @@ void aloop__ready_run(struct aloop *loop)
         return;
     }
 
-    loop->drain_bit = 0;
+    loop->drain_bit = ALOOP__BAR;
     loop->drain_snap = snap;
     for (unsigned m = snap; m; m &= m - 1) {
         unsigned l = (unsigned)__builtin_ctz(m);
@@ -279,7 +281,7 @@ void aloop__ready_run(struct aloop *loop)
                 loop->readymask &= ~bit;
         }
         if (unlikely(loop->movedmask & bit))
-            drain_moved(loop, bit);
+            drain_moved_level(loop, l);     /* lower levels' own entries first */
     }
     loop->drain_snap = 0;
     loop->drain_ring = NULL;

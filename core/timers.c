@@ -475,7 +475,6 @@ int aloop_cancel(aloop_t *loop, aloop_id_t id)
     /* free the slot (aloop__slot_release, its context known NULL), then
      * take its node out: the heap never writes the position of the node it
      * deletes */
-    c->tok++;
     aloop__slot_release_ran(loop, c);
     return heap_delete_inline(loop, i);
 }

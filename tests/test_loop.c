@@ -908,6 +908,52 @@ START_TEST(test_set_priority_in_place_iterations)
 }
 END_TEST
 
+/* Calls moved during a drain (which joins them to it at their new level),
+ * moved twice, and moved then cancelled: the moved ones run once each, in
+ * their new places, the cancelled one never; their slots, reused at once,
+ * queue and cancel like any others. */
+static struct { aloop_id_t x, y, w; int rc; } MV;
+
+static void mv_cb(aloop_t *loop, void *arg)
+{
+    (void)arg;
+    log_add(1);
+    if (aloop_set_priority(loop, MV.x, 1) != 0 || aloop_set_priority(loop, MV.y, 1) != 0 ||
+        aloop_cancel(loop, MV.y) != 0 || aloop_set_priority(loop, MV.w, 1) != 0 ||
+        aloop_set_priority(loop, MV.w, -1) != 0 || aloop_cancel(loop, MV.y) != -ENOENT)
+        MV.rc = -1;
+}
+
+START_TEST(test_set_priority_moved_then_cancelled)
+{
+    aloop_t *l = NEW_LOOP();
+    memset(&MV, 0, sizeof MV);
+    log_clear();
+    ck_assert_int_gt(aloop_call_soon_prio(l, 2, mv_cb, NULL), 0);
+    ck_assert_int_gt(MV.x = aloop_call_soon(l, cb_log, TAG(3)), 0);
+    ck_assert_int_gt(MV.y = aloop_call_soon(l, cb_log, TAG(9)), 0);
+    ck_assert_int_gt(MV.w = aloop_call_soon(l, cb_log, TAG(5)), 0);
+    ck_assert_int_gt(aloop_call_soon(l, cb_log, TAG(4)), 0);
+    ck_assert_int_gt(aloop_call_soon_prio(l, -1, cb_log, TAG(6)), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    ck_assert_int_eq(MV.rc, 0);
+    LOG_EXPECT(1, 3, 4, 6, 5);
+
+    log_clear();
+    aloop_id_t id[8];
+    for (int k = 0; k < 8; k++)
+        ck_assert_int_gt(id[k] = aloop_call_soon(l, cb_log, TAG(20 + k)), 0);
+    for (int k = 1; k < 8; k += 2)
+        ck_assert_int_eq(aloop_cancel(l, id[k]), 0);
+    ck_assert_int_eq(aloop_set_priority(l, id[6], 1), 0);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    LOG_EXPECT(26, 20, 22, 24);
+    ck_assert_int_eq(aloop_run(l, ALOOP_RUN_NOWAIT), 0);
+    LOG_EXPECT(26, 20, 22, 24);
+    close_loop(l);
+}
+END_TEST
+
 /* ======================================================================== */
 /* Timers                                                                   */
 /* ======================================================================== */
@@ -2715,7 +2761,7 @@ static void add_all_tests(TCase *tc, int i)
         test_ids_positive_distinct,
         test_set_priority,
         test_set_priority_during_iteration,
-        test_set_priority_in_place_iterations,
+        test_set_priority_in_place_iterations, test_set_priority_moved_then_cancelled,
         test_timer_deadline_order,
         test_timer_equal_deadlines_fifo,
         test_relative_deadline_cached_clock,
