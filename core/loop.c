@@ -23,7 +23,7 @@ void aloop__set_backend_data(aloop_t *loop, void *data) { loop->bdata = data; }
 
 static inline int alive(const aloop_t *loop)
 {
-    return loop->nready || loop->timers.len || loop->nwatchers || loop->nsignals ||
+    return aloop__nready(loop) || loop->timers.len || loop->nwatchers || loop->nsignals ||
            loop->batch_pos < loop->batch_len ||
            atomic_load_explicit(&loop->inbox_nonempty, memory_order_relaxed);
 }
@@ -166,7 +166,7 @@ void aloop_stop(aloop_t *loop)
 /* How long step 2 may block: 0 if anything is queued or due. */
 static int64_t poll_timeout(aloop_t *loop, aloop_run_mode mode)
 {
-    if (loop->nready || mode == ALOOP_RUN_NOWAIT ||
+    if (aloop__nready(loop) || mode == ALOOP_RUN_NOWAIT ||
         aloop__flag(loop, ALOOP__STOP | ALOOP__WAKE))
         return 0;
     if (loop->timers.len) {
@@ -205,7 +205,7 @@ static int iterate(aloop_t *loop, aloop_run_mode mode)
      * is nothing else it could find -- except on an adopted loop, whose wait
      * runs the host's own watchers.  (A backend's native signal watchers
      * report during its wait.) */
-    if (timeout == 0 && ((loop->nready && !loop->first && loop->skip_left != 0) ||
+    if (timeout == 0 && ((aloop__nready(loop) && !loop->first && loop->skip_left != 0) ||
                          (!(loop->nwatchers | loop->nsignals) && !loop->adopted))) {
         /* 0 here: nothing is watched, and the count is moot */
         loop->skip_left = loop->skip_left ? loop->skip_left - 1 : loop->skip_max;

@@ -154,7 +154,8 @@ struct aloop {
     struct aloop__slab slab;
     struct aloop__ring ready[ALOOP__NPRIO];
     struct aloop__ring moved[ALOOP__NPRIO]; /* moved by set_priority mid-drain */
-    uint32_t nready;            /* live queued slots */
+    uint32_t ntomb;             /* cleared entries still in the rings
+                                   (aloop__nready) */
     unsigned readymask;         /* levels whose ring may hold entries */
     unsigned movedmask;         /* levels whose moved ring holds entries */
     unsigned drain_snap;        /* a drain of several levels: the levels that
@@ -168,7 +169,8 @@ struct aloop {
                                    its next iteration may begin in place
                                    (aloop__ready_next_iteration): inplace,
                                    a drain of one level only, nothing moved
-                                   by set_priority.  Else ALOOP__BAR, a bit
+                                   by set_priority, skip_left not 0.
+                                   Else ALOOP__BAR, a bit
                                    no level has, so readymask ^ it is never
                                    0 (not even while a moved ring, which
                                    readymask does not count, is drained) */
@@ -300,7 +302,8 @@ static inline int aloop__gen_next(struct aloop__call *c)
 }
 
 /* Free a slot that is not queued (its entry was just popped to run it, or
- * it never had one) and holds no context. */
+ * it never had one) and holds no context.  S_FREE matters: the bumped id is
+ * the one its next call will get, which an id of another loop may equal. */
 static inline void aloop__slot_release_ran(struct aloop *loop, struct aloop__call *c)
 {
     c->state = S_FREE;
@@ -354,7 +357,6 @@ static inline void aloop__enqueue_marked(struct aloop *loop, struct aloop__ring 
     uint32_t pos = r->tail++;
     r->e[pos & r->mask] = c;
     c->qpos = pos;
-    loop->nready++;
     loop->readymask |= bit;
 }
 
@@ -391,6 +393,21 @@ static inline int aloop__enqueue(struct aloop *loop, uint32_t idx)
     return aloop__enqueue_call(loop, aloop__slot(loop, idx));
 }
 
+/* How many live slots are queued: the entries in the rings less the
+ * cleared ones.  Not a counter kept by every enqueue and pop (one
+ * read-modify-write less on each, the hot paths): the loop asks once per
+ * iteration, and a ring that holds entries has its bit in readymask (or
+ * movedmask). */
+static inline uint32_t aloop__nready(const struct aloop *loop)
+{
+    if (likely((loop->readymask | loop->movedmask) == 0))
+        return 0;
+    uint32_t n = 0;
+    for (int l = 0; l < ALOOP__NPRIO; l++)
+        n += (loop->ready[l].tail - loop->ready[l].head) + (loop->moved[l].tail - loop->moved[l].head);
+    return n - loop->ntomb;
+}
+
 /* Give a queued slot a new priority (calls.c, io.c). */
 ALOOP__HIDDEN int aloop__requeue(struct aloop *loop, uint32_t idx, int prio);
 
@@ -400,11 +417,12 @@ static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
     struct aloop__ring *r = c->mring ? &loop->moved[c->mring - 1]
                                      : &loop->ready[c->prio - ALOOP_PRIO_MIN];
     struct aloop__call **e = &r->e[c->qpos & r->mask];
-    if (likely(*e == c))
+    if (likely(*e == c)) {
         *e = NULL;
+        loop->ntomb++;
+    }
     c->mring = 0;
     c->state = S_IDLE;
-    loop->nready--;
 }
 
 /* When a single-level drain is done and the next iteration would do nothing
@@ -419,7 +437,17 @@ static inline void aloop__dequeue(struct aloop *loop, struct aloop__call *c)
  * the next iteration so) is a task's resume (K_TASK), pop it as the drain
  * would and return its arg.  NULL: go back to the loop, which goes on where
  * this left off. */
-static inline uint64_t aloop__now(struct aloop *loop);
+/* One more poll skipped in a row: the last one allowed bars the next
+ * (drain_bit is never the level's bit while skip_left is 0), so the test
+ * of the count is the decrement's own. */
+static inline void aloop__skip_one(struct aloop *loop)
+{
+    if (unlikely(--loop->skip_left == 0))
+        loop->drain_bit = ALOOP__BAR;
+}
+
+/* The same when a rule may bar it or a timer is pending (ready.c, cold) */
+ALOOP__HIDDEN int aloop__ready_next_iteration_slow(struct aloop *loop, struct aloop__ring *r);
 
 static inline __attribute__((always_inline)) int aloop__ready_next_iteration(struct aloop *loop,
                                                                            struct aloop__ring *r)
@@ -431,22 +459,12 @@ static inline __attribute__((always_inline)) int aloop__ready_next_iteration(str
      * the loop goes on as after any empty iteration: no test of nready.
      * What iterate() reads only when ALOOP__WAKE is set -- the inbox, a
      * batch not yet queued (which sets it again) -- needs none either. */
-    uint32_t no = (loop->readymask ^ loop->drain_bit) |
+    uint32_t no = (loop->readymask ^ loop->drain_bit) | loop->timers.len |
                   atomic_load_explicit(&loop->flags, memory_order_relaxed);
-    if (unlikely((no | loop->timers.len) != 0 || loop->skip_left == 0)) {
-        if (no || loop->skip_left == 0)
-            return 0;
-        /* timers: the iteration reads the clock, as iterate() would, and
-         * keeps that time; if the first one is due, the loop's own iteration
-         * expires it (reading the clock again), else nothing differs and
-         * this one goes on in place */
-        loop->now_valid = 0;
-        if (loop->timers.n[0].when <= aloop__now(loop))
-            return 0;
-    } else {
-        loop->now_valid = 0;
-    }
-    loop->skip_left--;
+    if (unlikely(no != 0))
+        return aloop__ready_next_iteration_slow(loop, r);
+    loop->now_valid = 0;
+    aloop__skip_one(loop);
     loop->drain_end = r->tail;
     return 1;
 }
@@ -462,7 +480,6 @@ static inline __attribute__((always_inline)) void *aloop__ready_take(struct aloo
     if (!c || c->kind != K_TASK)
         return NULL;
     r->head++;
-    loop->nready--;
     c->state = S_IDLE;
     return c->arg;
 }
@@ -526,6 +543,8 @@ static inline void aloop__watched_changed(struct aloop *loop)
     uint32_t skipped = loop->skip_max - loop->skip_left;
     loop->skip_max = (loop->nwatchers | loop->nsignals) ? 63 : UINT32_MAX;
     loop->skip_left = skipped < loop->skip_max ? loop->skip_max - skipped : 0;
+    if (loop->skip_left == 0)
+        loop->drain_bit = ALOOP__BAR;   /* aloop__skip_one's rule */
 }
 static inline unsigned aloop__flag(const struct aloop *loop, unsigned f)
 {

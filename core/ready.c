@@ -43,7 +43,7 @@ void aloop__ready_fini(struct aloop *loop)
         free(loop->moved[l].e);
         loop->ready[l] = loop->moved[l] = (struct aloop__ring){ .mask = UINT32_MAX };
     }
-    loop->nready = 0;
+    loop->ntomb = 0;
     loop->readymask = loop->movedmask = 0;
 }
 
@@ -96,10 +96,28 @@ int aloop__requeue(struct aloop *loop, uint32_t idx, int prio)
     r->e[pos & r->mask] = c;
     c->qpos = pos;
     c->mring = (uint32_t)(r - loop->moved) + 1;
-    loop->nready++;
     loop->movedmask |= 1u << (unsigned)(r - loop->moved);
     loop->drain_bit = ALOOP__BAR; /* no next iteration in place */
     return 0;                   /* still part of this drain */
+}
+
+__attribute__((cold, noinline)) int aloop__ready_next_iteration_slow(struct aloop *loop,
+                                                                   struct aloop__ring *r)
+{
+    uint32_t no = (loop->readymask ^ loop->drain_bit) |
+                  atomic_load_explicit(&loop->flags, memory_order_relaxed);
+    if (no)
+        return 0;               /* also when skip_left is 0 (aloop__skip_one) */
+    /* timers: the iteration reads the clock, as iterate() would, and keeps
+     * that time; if the first one is due, the loop's own iteration expires
+     * it (reading the clock again), else nothing differs and this one goes
+     * on in place */
+    loop->now_valid = 0;
+    if (loop->timers.n[0].when <= aloop__now(loop))
+        return 0;
+    aloop__skip_one(loop);
+    loop->drain_end = r->tail;
+    return 1;
 }
 
 /* Call cb in the context it was scheduled in. */
@@ -167,6 +185,28 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
     }
 }
 
+/* Pop the next entry of ring r and run it if it is live. */
+static inline __attribute__((always_inline)) void drain_one(struct aloop *loop, struct aloop__ring *r)
+{
+    struct aloop__call *c = r->e[r->head++ & r->mask];
+    if (unlikely(!c)) {
+        loop->ntomb--;          /* cancelled or moved */
+        return;
+    }
+    if (likely(c->kind_ctx <= K_TIMER)) {   /* kind <= K_TIMER, no context */
+        aloop_cb cb = c->cb;    /* the common cases, a call or a timer, inline */
+        void *arg = c->arg;
+        aloop__slot_release_ran(loop, c);   /* c->ctx is NULL */
+        cb(loop, arg);
+    } else if (likely((unsigned)(c->kind - K_READ) <= K_WRITE - K_READ)) {
+        c->state = S_IDLE;      /* a ready fd's watcher (never with a context), inline too */
+        aloop__io_run(loop, c);
+    } else {
+        c->state = S_IDLE;      /* popped: no entry to clear any more */
+        run_one(loop, c->idx1 - 1, c);
+    }
+}
+
 /* Pop the entries of ring r (loop->drain_ring) up to position
  * loop->drain_end and run the live ones.  The end lives in the loop:
  * aloop__ready_take() (loop.h) may pop entries too, and the next iteration
@@ -174,24 +214,17 @@ static void run_one(struct aloop *loop, uint32_t idx, struct aloop__call *c)
  * aloop__ready_run, which clears it when done. */
 static inline void drain_to_end(struct aloop *loop, struct aloop__ring *r)
 {
-    while (r->head != loop->drain_end) {
-        struct aloop__call *c = r->e[r->head++ & r->mask];
-        if (!c)
-            continue;           /* cancelled or moved */
-        loop->nready--;
-        if (likely(c->kind_ctx <= K_TIMER)) {   /* kind <= K_TIMER, no context */
-            aloop_cb cb = c->cb;    /* the common cases, a call or a timer, inline */
-            void *arg = c->arg;
-            aloop__slot_release_ran(loop, c);   /* c->ctx is NULL */
-            cb(loop, arg);
-        } else if (likely((unsigned)(c->kind - K_READ) <= K_WRITE - K_READ)) {
-            c->state = S_IDLE;      /* a ready fd's watcher (never with a context), inline too */
-            aloop__io_run(loop, c);
-        } else {
-            c->state = S_IDLE;      /* popped: no entry to clear any more */
-            run_one(loop, c->idx1 - 1, c);
-        }
-    }
+    while (r->head != loop->drain_end)
+        drain_one(loop, r);
+}
+
+/* The same when the ring holds entries before its end (a next iteration
+ * just begun in place): no test before the first. */
+static inline void drain_to_end_nonempty(struct aloop *loop, struct aloop__ring *r)
+{
+    do
+        drain_one(loop, r);
+    while (r->head != loop->drain_end);
 }
 
 static inline void drain(struct aloop *loop, struct aloop__ring *r, uint32_t end)
@@ -240,12 +273,12 @@ void aloop__ready_run(struct aloop *loop)
             unsigned l = (unsigned)__builtin_ctz(snap);
             struct aloop__ring *r = &loop->ready[l];
             loop->draining = (int)l;
-            loop->drain_bit = loop->inplace ? snap : ALOOP__BAR;
+            loop->drain_bit = loop->inplace && loop->skip_left ? snap : ALOOP__BAR;
             drain(loop, r, r->tail);
             /* queued work only: the next iterations run here (loop.h),
              * which moves drain_end */
             while (r->head != r->tail && aloop__ready_next_iteration(loop, r))
-                drain_to_end(loop, r);
+                drain_to_end_nonempty(loop, r);
             if (r->head == r->tail)
                 loop->readymask &= ~snap;
             if (unlikely(loop->movedmask))
