@@ -1448,7 +1448,7 @@ static void print_targets(FILE *f)
                 double lper = ls.med / ch->ops * 1e9;
                 fprintf(f, "  %-24s %-30s %5.1f ns vs %.1f ns per callback (%s) %s\n",
                         ch->label, native[k], per, lper, opt.cpu_clock ? "cpu time" : "wall clock",
-                        per < lper ? "holds" : "MISSED");
+                        per < lper ? "holds" : "MISSED (the target counts instructions: bench/chain-instructions.sh)");
             }
             if (!isnan(ps.med)) {
                 target_head(f);
