@@ -144,27 +144,38 @@ done
 wrk_busy=$(awk '{print $5}' "$TMP/results" | median)
 
 # ratios: median over runs of (aloop run i / raw run i), runs alternate
-ratio() {   # a b [column] -> median per-run ratio (column 2: requests/s, 3: CPU/request)
+ratio() {   # a b [column] -> "median min max" of the per-run ratios (column 2: requests/s, 3: CPU/request)
     awk -v a="$1" -v b="$2" -v k="${3:-2}" '$1 == a {x[++n] = $k} $1 == b {y[++m] = $k}
         END {for (i = 1; i <= n && i <= m; i++) if (y[i] > 0) printf "%.3f\n", x[i] / y[i]}' \
-        "$TMP/results" | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'
+        "$TMP/results" | sort -n |
+        awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)], a[1], a[NR]; else print "- - -"}'
 }
 # the pairs compared: aloop target, raw target, the requests/s target
 pairs="aloop-epoll:raw-uv:1.00 aloop-libuv:raw-uv:0.95 aloop-libev:raw-ev:0.95 aloop-libevent:raw-event:0.95"
 ratios() {  # column [target-suffix] -> one line per pair whose raw server was built
+    rcol=$1 rgoal=${2:-}
     for p in $pairs; do
         a=${p%%:*} rest=${p#*:}
         b=${rest%%:*} goal=${rest#*:}
         case " $targets " in *" $b "*) ;; *) continue ;; esac
-        printf '%-14s / %-10s %7s' "$a" "$b" "$(ratio "$a" "$b" "$1")"
-        if [ -n "${2:-}" ]; then printf '     >= %s\n' "$goal"; else echo; fi
+        # shellcheck disable=SC2046
+        set -- $(ratio "$a" "$b" "$rcol") "$rgoal"
+        printf '%-14s / %-10s %7s   %5s-%-5s' "$a" "$b" "$1" "$2" "$3"
+        [ -n "$4" ] || { echo; continue; }
+        # the verdict on the median; "within the runs' spread" when the
+        # per-run ratios fall on both sides of the target
+        v=$(awk -v m="$1" -v lo="$2" -v hi="$3" -v g="$goal" 'BEGIN {
+                if (m == "-") print "no runs"
+                else { v = (m >= g) ? "holds" : "missed"
+                       if (lo < g && hi >= g) v = v " (runs on both sides)"
+                       print v } }')
+        printf '  >= %s  %s\n' "$goal" "$v"
     done
 }
-echo
-echo "ratio (median of per-run ratios)        target"
+echo "ratio (median of per-run ratios)   runs: min-max   target"
 ratios 2 target
 echo
-echo "server CPU time per request, aloop / raw (median of per-run ratios; < 1: aloop"
+echo "server CPU time per request, aloop / raw (median, min-max of per-run ratios; < 1: aloop"
 echo "spends less): what the server itself costs, whatever wrk's share of the machine"
 ratios 3
 if [ "${wrk_busy:-0}" -ge 95 ] && [ "$PIN" = split ]; then

@@ -23,6 +23,7 @@
 #include "aloop-stream.h"
 #include "aloop-task.h"
 #include "stream.h"
+#include "../task/task.h"       /* aloop__tls: the running task, without a call */
 
 /* ---- resolving, without ever blocking ----------------------------------------- */
 
@@ -112,13 +113,13 @@ void aloop__stream_free(aloop_stream_t *s)
 }
 
 /* The checks every waiting call makes first. */
-static int usable(const aloop_stream_t *s)
+static inline int usable(const aloop_stream_t *s)
 {
-    if (!s)
+    if (unlikely(!s))
         return -EINVAL;
-    if (!aloop_current_task())
+    if (unlikely(!aloop__tls.task))
         return -EPERM;
-    if (s->fd < 0)
+    if (unlikely(s->fd < 0))
         return -EBADF;
     return 0;
 }
@@ -213,19 +214,28 @@ ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t cap)
     return recv_direct(s, buf, cap);
 }
 
-ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap)
+/* The line not yet in rbuf: receive until it is, or the limit, EOF or an
+ * error; `scanned` bytes of rbuf are known to hold no '\n'. */
+static __attribute__((noinline)) ssize_t readline_wait(aloop_stream_t *s, char *buf, size_t max,
+                                                       size_t scanned)
 {
-    int r = usable(s);
-    if (r)
-        return r;
-    if (!buf || !cap)
-        return -EINVAL;
-    size_t max = cap < s->limit ? cap : s->limit;
-    size_t scanned = 0;
     for (;;) {
         size_t have = aloop__buf_len(&s->rbuf);
-        size_t upto = have < max ? have : max;
+        if (have >= max)
+            return -ENOBUFS;    /* left in the buffer: aloop_stream_read() gets it */
         char *p = s->rbuf.data ? s->rbuf.data + s->rbuf.start : NULL;
+        if (s->eof) {
+            if (have)
+                memcpy(buf, p, have);
+            aloop__buf_consume(&s->rbuf, have);
+            return (ssize_t)have;
+        }
+        ssize_t f = fill(s);
+        if (f < 0)
+            return f;
+        have = aloop__buf_len(&s->rbuf);
+        size_t upto = have < max ? have : max;
+        p = s->rbuf.data + s->rbuf.start;
         if (scanned < upto) {
             char *nl = memchr(p + scanned, '\n', upto - scanned);
             if (nl) {
@@ -236,18 +246,30 @@ ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap)
             }
             scanned = upto;
         }
-        if (have >= max)
-            return -ENOBUFS;    /* left in the buffer: aloop_stream_read() gets it */
-        if (s->eof) {
-            if (have)
-                memcpy(buf, p, have);
-            aloop__buf_consume(&s->rbuf, have);
-            return (ssize_t)have;
-        }
-        ssize_t f = fill(s);
-        if (f < 0)
-            return f;
     }
+}
+
+ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap)
+{
+    int r = usable(s);
+    if (r)
+        return r;
+    if (unlikely(!buf || !cap))
+        return -EINVAL;
+    size_t max = cap < s->limit ? cap : s->limit;
+    size_t have = aloop__buf_len(&s->rbuf), upto = 0;
+    if (have) {                 /* the common case: the line is buffered already */
+        char *p = s->rbuf.data + s->rbuf.start;
+        upto = have < max ? have : max;
+        char *nl = memchr(p, '\n', upto);
+        if (nl) {
+            size_t n = (size_t)(nl - p) + 1;
+            memcpy(buf, p, n);
+            aloop__buf_consume(&s->rbuf, n);
+            return (ssize_t)n;
+        }
+    }
+    return readline_wait(s, buf, max, upto);
 }
 
 ssize_t aloop_stream_readexactly(aloop_stream_t *s, void *buf, size_t n)
@@ -365,17 +387,22 @@ static int wait_writable(aloop_stream_t *s)
     return r < 0 ? r : 0;
 }
 
-int aloop_stream_write(aloop_stream_t *s, const void *buf, size_t len)
+/* What the direct send of aloop_stream_write() left: `sent` is what its first
+ * send() returned (-1 with errno set, or a count short of len). */
+static __attribute__((noinline)) int write_rest(aloop_stream_t *s, const char *p, size_t len,
+                                                ssize_t sent)
 {
-    int r = usable(s);
-    if (r)
-        return r;
-    if (!buf && len)
-        return -EINVAL;
-    if (s->werr)
-        return s->werr;
-    const char *p = buf;
-    if (!aloop__buf_len(&s->wbuf)) {    /* nothing queued: send directly */
+    int direct = !aloop__buf_len(&s->wbuf);
+    if (sent > 0) {
+        p += sent;
+        len -= (size_t)sent;
+    } else if (sent < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            direct = 0;                 /* the socket is full: queue it all */
+        else if (errno != EINTR)
+            return s->werr = -errno;    /* nothing was queued (wbuf is empty) */
+    }
+    if (direct) {                       /* nothing queued: go on sending directly */
         ssize_t n = send_now(s, p, len);
         if (n < 0)
             return (int)n;
@@ -384,17 +411,39 @@ int aloop_stream_write(aloop_stream_t *s, const void *buf, size_t len)
         if (!len)
             return 0;
     }
-    if ((r = aloop__buf_append(&s->wbuf, p, len)) < 0)
+    int r = aloop__buf_append(&s->wbuf, p, len);
+    if (r < 0)
         return r;
     start_flushing(s);
     return 0;
 }
 
-int aloop_stream_drain(aloop_stream_t *s)
+int aloop_stream_write(aloop_stream_t *s, const void *buf, size_t len)
 {
     int r = usable(s);
     if (r)
         return r;
+    if (unlikely(!buf && len))
+        return -EINVAL;
+    if (unlikely(s->werr))
+        return s->werr;
+    if (!len)
+        return 0;
+    ssize_t n = 0;
+    if (likely(!aloop__buf_len(&s->wbuf))) {    /* nothing queued: send directly */
+        n = send(s->fd, buf, len, MSG_NOSIGNAL);
+        if (likely(n == (ssize_t)len))
+            return 0;
+        /* short, or failed: write_rest() goes on after a short send or
+         * EINTR, queues on EAGAIN and keeps any other error, as send_now() */
+    }
+    return write_rest(s, buf, len, n);
+}
+
+/* The part of aloop_stream_drain() that may wait. */
+static __attribute__((noinline)) int drain_wait(aloop_stream_t *s)
+{
+    int r = 0;
     while (!s->werr && aloop__buf_len(&s->wbuf) > s->high_water) {
         if ((r = flush(s)) < 0)
             break;
@@ -407,6 +456,16 @@ int aloop_stream_drain(aloop_stream_t *s)
     if (s->werr)
         return s->werr;
     return r < 0 ? r : 0;
+}
+
+int aloop_stream_drain(aloop_stream_t *s)
+{
+    int r = usable(s);
+    if (r)
+        return r;
+    if (!aloop__buf_len(&s->wbuf))     /* all sent: nothing to wait for or flush */
+        return s->werr;
+    return drain_wait(s);
 }
 
 int aloop_stream_set_high_water(aloop_stream_t *s, size_t bytes)
