@@ -1720,7 +1720,7 @@ static void write_json(const char *path)
  * the whisker spans min..max; tasks-rss: RSS bytes per task), aloop in blue
  * beside the raw library under it in orange, plain and bare in grey; each
  * aloop bar is labelled with its ratio to that raw library (switch: to
- * bare). */
+ * bare).  A panel whose bars are 20x apart or more gets a log scale. */
 
 static const char *bar_color(const struct impl *im)
 {
@@ -1800,7 +1800,27 @@ static void write_plot(const char *png)
             x++;
         }
         fprintf(f, "EOD\n");
-        fprintf(f, "set title \"%s\"\nset ylabel '%s per %s'\nset xrange [-0.7:%d.7]\n", m->label,
+        /* bars 20x apart or more (raw libuv's chain runs a timer per call):
+         * a log scale, or the small ones vanish into the axis */
+        double lo = INFINITY, hi = 0;
+        for (int i = 0; i < nimpl; i++) {
+            struct stat3 s = shown(m, i) ? stats(m, i) : (struct stat3){ .med = NAN };
+            if (!isnan(s.med) && s.med > 0) {
+                lo = s.med < lo ? s.med : lo;
+                hi = s.med > hi ? s.med : hi;
+            }
+        }
+        int logy = hi > 20 * lo;
+        if (logy) {
+            double k = m->bytes ? 1 : 1e9, v = lo / m->ops * k / 2, b = 1;
+            while (b > v)                       /* the power of ten below half the least */
+                b /= 10;
+            while (b * 10 <= v)
+                b *= 10;
+            fprintf(f, "set logscale y\nset yrange [%.6g:*]\n", b);
+        }
+        fprintf(f, "set title \"%s%s\"\nset ylabel '%s per %s'\nset xrange [-0.7:%d.7]\n", m->label,
+                logy ? " (log scale)" : "",
                 m->bytes ? "RSS bytes" : "ns",
                 !strcmp(m->opname, "events") ? "event" : !strcmp(m->opname, "timers") ? "timer" :
                 !strcmp(m->opname, "start+cancel") ? "start+cancel" :
@@ -1809,6 +1829,8 @@ static void write_plot(const char *png)
         fprintf(f, "plot %s using 1:3:(0.8):6:xtic(2) with boxes lc rgb variable, \\\n"
                    "     %s using 1:3:4:5 with yerrorbars lc rgb 'black' pt 0 lw 1, \\\n"
                    "     %s using 1:5:7 with labels offset 0,0.8 font ',9'\n", block, block, block);
+        if (logy)
+            fprintf(f, "unset logscale y\nset yrange [0:*]\n");
     }
     fprintf(f, "unset multiplot\n");
     fclose(f);
