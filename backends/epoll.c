@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../core/backend.h"
+#include "../core/loop.h"        /* aloop__io_ready_inline: built into libaloop */
 
 #include <errno.h>
 
@@ -225,7 +226,7 @@ static int ep_wait(aloop_t *loop, int64_t timeout_ns)
             unwanted(ep, fd, s);
             continue;
         }
-        aloop__io_ready(loop, fd, ev);
+        aloop__io_ready_inline(loop, fd, ev);
     }
     if (__builtin_expect(ep->stale, 0))
         rebuild(ep);

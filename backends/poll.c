@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "../core/backend.h"
+#include "../core/loop.h"        /* aloop__io_ready_inline: built into libaloop */
 
 #include <errno.h>
 
@@ -144,7 +145,7 @@ static int pl_wait(aloop_t *loop, int64_t timeout_ns)
             ev |= ALOOP_READABLE;
         if (re & (POLLOUT | POLLHUP | POLLERR))
             ev |= ALOOP_WRITABLE;
-        aloop__io_ready(loop, p->fd, ev);
+        aloop__io_ready_inline(loop, p->fd, ev);
     }
     return 0;
 }

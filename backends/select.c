@@ -10,6 +10,7 @@
 #include <sys/select.h>
 
 #include "../core/backend.h"
+#include "../core/loop.h"        /* aloop__io_ready_inline: built into libaloop */
 
 #include <errno.h>
 
@@ -123,7 +124,7 @@ static int sl_wait(aloop_t *loop, int64_t timeout_ns)
             n--;
         }
         if (ev)
-            aloop__io_ready(loop, fd, ev);
+            aloop__io_ready_inline(loop, fd, ev);
     }
     return 0;
 }

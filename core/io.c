@@ -218,29 +218,10 @@ int aloop_set_io_priority(aloop_t *loop, int fd, int prio)
 
 /* On ENOMEM the event is dropped for this poll; a level-triggered fd
  * reports again at the next. */
-static inline void io_queue(struct aloop *loop, struct aloop__call *c)
-{
-    if (c->state != S_QUEUED)
-        aloop__enqueue_call(loop, c);
-}
-
-/* Called for every ready fd of every poll: the watched case first (the
- * core's wake-up fd is never a user's, so its want is 0). */
+/* For the modules (backend.h); built-in backends use the inline version. */
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events)
 {
-    if (likely((unsigned)fd < (unsigned)loop->nfds_cap)) {
-        struct aloop__fd *f = &loop->fds[fd];
-        events &= f->want;
-        if (likely(events != 0)) {
-            if (events & ALOOP_READABLE)
-                io_queue(loop, f->rc);
-            if (events & ALOOP_WRITABLE)
-                io_queue(loop, f->wc);
-            return;
-        }
-    }
-    if (unlikely(fd == loop->wakefd_r))
-        atomic_fetch_or_explicit(&loop->flags, ALOOP__WAKE, memory_order_relaxed);
+    aloop__io_ready_inline(loop, fd, events);
 }
 
 /* Drop every watcher; tell the backend, so an adopted host loop keeps no

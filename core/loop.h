@@ -393,6 +393,29 @@ static inline int aloop__enqueue(struct aloop *loop, uint32_t idx)
     return aloop__enqueue_call(loop, aloop__slot(loop, idx));
 }
 
+/* A backend says fd is ready (aloop__io_ready, backend.h): queue its reader
+ * and/or writer, once each per iteration.  Inline here for the backends built
+ * into libaloop (epoll, poll, select: their wait loops call it per ready fd,
+ * without a call through the PLT); modules call the exported function.  The
+ * watched case first: the core's wake-up fd is never a user's, so its want
+ * is 0. */
+static inline void aloop__io_ready_inline(struct aloop *loop, int fd, unsigned events)
+{
+    if (likely((unsigned)fd < (unsigned)loop->nfds_cap)) {
+        struct aloop__fd *f = &loop->fds[fd];
+        events &= f->want;
+        if (likely(events != 0)) {
+            if ((events & ALOOP_READABLE) && f->rc->state != S_QUEUED)
+                aloop__enqueue_call(loop, f->rc);
+            if ((events & ALOOP_WRITABLE) && f->wc->state != S_QUEUED)
+                aloop__enqueue_call(loop, f->wc);
+            return;
+        }
+    }
+    if (unlikely(fd == loop->wakefd_r))
+        atomic_fetch_or_explicit(&loop->flags, ALOOP__WAKE, memory_order_relaxed);
+}
+
 /* How many live slots are queued: the entries in the rings less the
  * cleared ones.  Not a counter kept by every enqueue and pop (one
  * read-modify-write less on each, the hot paths): the loop asks once per
