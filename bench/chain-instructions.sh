@@ -18,13 +18,8 @@
 set -u
 B=${1:-.}
 N=${2:-1000000}
-bench=$B/bench/.libs/aloop-bench
-[ -x "$bench" ] || bench=$B/bench/aloop-bench
-[ -x "$bench" ] || { echo "no aloop-bench in $B/bench" >&2; exit 2; }
-command -v valgrind >/dev/null 2>&1 || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
-LD_LIBRARY_PATH=$B/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-ALOOP_MODULE_PATH=${ALOOP_MODULE_PATH:-$B/.libs}
-export LD_LIBRARY_PATH ALOOP_MODULE_PATH
+# shellcheck source=bench/callgrind-common.sh
+. "$(dirname "$0")/callgrind-common.sh"
 
 if [ $# -ge 3 ]; then
     LOOPS=$(echo "$3" | tr ',' ' ')
@@ -36,16 +31,8 @@ else
     LOOPS="$LOOPS raw-libev plain"
 fi
 
-# Total instructions of one sample: aloop-bench measures in a forked child,
-# whose profile is the largest.
-ir() {
-    d=$(mktemp -d)
-    valgrind --tool=callgrind --callgrind-out-file="$d/cg.%p" "$bench" --workload chain \
-        --backends "$1" --runs 1 --size "chain=$2" >/dev/null 2>&1
-    for f in "$d"/cg.*; do
-        callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
-    done | sort -n | tail -1
-    rm -rf "$d"
+ir() {  # loop links
+    cg_total "" --workload chain --backends "$1" --runs 1 --size "chain=$2"
 }
 
 out=$(mktemp)

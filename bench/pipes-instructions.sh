@@ -24,13 +24,8 @@
 set -u
 B=${1:-.}
 R=${2:-5}
-bench=$B/bench/.libs/aloop-bench
-[ -x "$bench" ] || bench=$B/bench/aloop-bench
-[ -x "$bench" ] || { echo "no aloop-bench in $B/bench" >&2; exit 2; }
-command -v valgrind >/dev/null 2>&1 || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
-LD_LIBRARY_PATH=$B/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-ALOOP_MODULE_PATH=${ALOOP_MODULE_PATH:-$B/.libs}
-export LD_LIBRARY_PATH ALOOP_MODULE_PATH
+# shellcheck source=bench/callgrind-common.sh
+. "$(dirname "$0")/callgrind-common.sh"
 
 if [ $# -ge 3 ]; then
     LOOPS=$(echo "$3" | tr ',' ' ')
@@ -43,21 +38,14 @@ else
 fi
 
 # Instructions of one sample between the entries and exits of the functions
-# named (--toggle-collect): aloop-bench measures in a forked child, whose
-# profile is the largest.
+# named (--toggle-collect).
 ir() {  # loop rounds function...
     l=$1 r=$2
     shift 2
-    d=$(mktemp -d)
     t=""
     for f in "$@"; do t="$t --toggle-collect=$f"; done
-    # shellcheck disable=SC2086
-    valgrind --tool=callgrind --callgrind-out-file="$d/cg.%p" $t "$bench" --workload pipes \
-        --backends "$l" --runs 1 --size "pipes=1000,active=100,writes=1000,rounds=$r" >/dev/null 2>&1
-    for f in "$d"/cg.*; do
-        callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
-    done | sort -n | tail -1
-    rm -rf "$d"
+    cg_total "$t" --workload pipes --backends "$l" --runs 1 \
+        --size "pipes=1000,active=100,writes=1000,rounds=$r"
 }
 
 out=$(mktemp)
