@@ -216,8 +216,6 @@ int aloop_set_io_priority(aloop_t *loop, int fd, int prio)
     return r < 0 ? r : w;
 }
 
-/* On ENOMEM the event is dropped for this poll; a level-triggered fd
- * reports again at the next. */
 /* For the modules (backend.h); built-in backends use the inline version. */
 void aloop__io_ready(aloop_t *loop, int fd, unsigned events)
 {

@@ -398,7 +398,8 @@ static inline int aloop__enqueue(struct aloop *loop, uint32_t idx)
  * into libaloop (epoll, poll, select: their wait loops call it per ready fd,
  * without a call through the PLT); modules call the exported function.  The
  * watched case first: the core's wake-up fd is never a user's, so its want
- * is 0. */
+ * is 0.  On ENOMEM the event is dropped for this poll; a level-triggered fd
+ * reports again at the next. */
 static inline void aloop__io_ready_inline(struct aloop *loop, int fd, unsigned events)
 {
     if (likely((unsigned)fd < (unsigned)loop->nfds_cap)) {

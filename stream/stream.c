@@ -214,6 +214,15 @@ ssize_t aloop_stream_read(aloop_stream_t *s, void *buf, size_t cap)
     return recv_direct(s, buf, cap);
 }
 
+/* Hand out rbuf's bytes from p (its start) through the '\n' at nl. */
+static inline ssize_t take_line(aloop_stream_t *s, char *buf, const char *p, const char *nl)
+{
+    size_t n = (size_t)(nl - p) + 1;
+    memcpy(buf, p, n);
+    aloop__buf_consume(&s->rbuf, n);
+    return (ssize_t)n;
+}
+
 /* The line not yet in rbuf: receive until it is, or the limit, EOF or an
  * error; `scanned` bytes of rbuf are known to hold no '\n'. */
 static __attribute__((noinline)) ssize_t readline_wait(aloop_stream_t *s, char *buf, size_t max,
@@ -238,12 +247,8 @@ static __attribute__((noinline)) ssize_t readline_wait(aloop_stream_t *s, char *
         p = s->rbuf.data + s->rbuf.start;
         if (scanned < upto) {
             char *nl = memchr(p + scanned, '\n', upto - scanned);
-            if (nl) {
-                size_t n = (size_t)(nl - p) + 1;
-                memcpy(buf, p, n);
-                aloop__buf_consume(&s->rbuf, n);
-                return (ssize_t)n;
-            }
+            if (nl)
+                return take_line(s, buf, p, nl);
             scanned = upto;
         }
     }
@@ -262,12 +267,8 @@ ssize_t aloop_stream_readline(aloop_stream_t *s, char *buf, size_t cap)
         char *p = s->rbuf.data + s->rbuf.start;
         upto = have < max ? have : max;
         char *nl = memchr(p, '\n', upto);
-        if (nl) {
-            size_t n = (size_t)(nl - p) + 1;
-            memcpy(buf, p, n);
-            aloop__buf_consume(&s->rbuf, n);
-            return (ssize_t)n;
-        }
+        if (nl)
+            return take_line(s, buf, p, nl);
     }
     return readline_wait(s, buf, max, upto);
 }
